@@ -1,0 +1,35 @@
+# The two commands: `make run` (the app with its demo) and `make test` (the whole suite).
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test install lint typecheck bench clean
+
+run: $(STAMP)
+	$(PY) scripts/run.py
+
+test: $(STAMP)
+	bash scripts/ensure_chromium.sh
+	$(PY) scripts/test.py
+
+install: $(STAMP)
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# torch and torchvision first, pinned, so nothing resolves a different multi-GB build.
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy .
+
+clean:
+	rm -rf var/media var/db.sqlite3 .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,49 @@
+"""DRF authentication by API token: `Authorization: Token <key>`, `Bearer <key>` or `x-api-key`."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.utils import timezone
+from rest_framework import authentication, exceptions
+from rest_framework.request import Request
+
+from webapp.accounts.models import ApiToken, User, hash_token
+
+# last_used_at is informational; writing it on every request would turn reads into writes.
+_LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def _key_from_request(request: Request) -> str | None:
+    header = authentication.get_authorization_header(request).decode("latin-1").strip()
+    if header:
+        scheme, _, key = header.partition(" ")
+        if scheme.lower() in ("token", "bearer"):
+            return key.strip() or None
+        return None
+    api_key = request.headers.get("x-api-key", "").strip()
+    return api_key or None
+
+
+class ApiTokenAuthentication(authentication.BaseAuthentication):
+    def authenticate(self, request: Request) -> tuple[User, ApiToken] | None:
+        key = _key_from_request(request)
+        if key is None:
+            return None
+        token = (
+            ApiToken.objects.active()
+            .select_related("user")
+            .filter(key_hash=hash_token(key))
+            .first()
+        )
+        if token is None:
+            raise exceptions.AuthenticationFailed("Invalid or revoked API token.")
+        if not token.user.is_active:
+            raise exceptions.AuthenticationFailed("This account is disabled.")
+        now = timezone.now()
+        if token.last_used_at is None or now - token.last_used_at > _LAST_USED_RESOLUTION:
+            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        return token.user, token
+
+    def authenticate_header(self, request: Request) -> str:
+        return "Token"

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.urls import reverse
+from rest_framework import serializers
+
+from webapp.images.models import Dataset, Image, LabelClass, slug_validator
+from webapp.jobs.models import Job, JobKind
+
+
+class LabelClassSerializer(serializers.ModelSerializer[LabelClass]):
+    class Meta:
+        model = LabelClass
+        fields = ["id", "name", "color"]
+
+
+class DatasetSerializer(serializers.ModelSerializer[Dataset]):
+    classes = LabelClassSerializer(many=True, read_only=True)
+    image_count = serializers.IntegerField(read_only=True, default=0)
+
+    class Meta:
+        model = Dataset
+        fields = ["id", "name", "task", "description", "target_source", "classes",
+                  "image_count", "created_at"]
+        read_only_fields = ["created_at"]
+
+
+class ImageSerializer(serializers.ModelSerializer[Image]):
+    file_url = serializers.SerializerMethodField()
+    thumbnail_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Image
+        fields = ["id", "dataset", "original_name", "sha256", "width", "height", "size_bytes",
+                  "format", "source", "status", "file_url", "thumbnail_url", "created_at"]
+        read_only_fields = fields
+
+    def get_file_url(self, obj: Image) -> str:
+        return reverse("media", args=[obj.file.name])
+
+    def get_thumbnail_url(self, obj: Image) -> str:
+        return reverse("media", args=[obj.thumbnail.name or obj.file.name])
+
+
+class ImageUploadSerializer(serializers.Serializer[Any]):
+    file = serializers.FileField(allow_empty_file=True)
+    dataset = serializers.PrimaryKeyRelatedField(
+        queryset=Dataset.objects.all(), required=False, allow_null=True
+    )
+    source = serializers.CharField(required=False, default="upload", validators=[slug_validator])
+
+
+class JobSerializer(serializers.ModelSerializer[Job]):
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Job
+        fields = ["id", "kind", "status", "progress", "message", "params", "result", "error",
+                  "dataset", "attempts", "created_at", "started_at", "finished_at", "url"]
+        read_only_fields = fields
+
+    def get_url(self, obj: Job) -> str:
+        return obj.get_absolute_url()
+
+
+class JobCreateSerializer(serializers.Serializer[Any]):
+    kind = serializers.ChoiceField(choices=[JobKind.IMAGE_STATS])
+    dataset = serializers.PrimaryKeyRelatedField(queryset=Dataset.objects.all())
+    params = serializers.DictField(required=False, default=dict)

@@ -1,0 +1,20 @@
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from webapp.api import views
+from webapp.api.errors import json_not_found
+
+router = DefaultRouter()
+router.register("datasets", views.DatasetViewSet, basename="dataset")
+router.register("images", views.ImageViewSet, basename="image")
+router.register("jobs", views.JobViewSet, basename="job")
+
+app_name = "api"
+
+urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("", include(router.urls)),
+    re_path(r"^.*$", json_not_found),
+]

@@ -1,0 +1,104 @@
+"""Pages: gallery, upload, image detail, dataset detail, and login-checked media files."""
+
+from __future__ import annotations
+
+import mimetypes
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.files.storage import default_storage
+from django.core.paginator import Paginator
+from django.db.models import Count
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils._os import safe_join
+from django.views.decorators.http import require_GET, require_POST
+
+from webapp.accounts.permissions import user_can_edit
+from webapp.images.models import Dataset, Image, ImageStatus
+from webapp.jobs.services import start_job
+
+GALLERY_PAGE_SIZE = 48
+
+
+@require_GET
+def gallery(request: HttpRequest) -> HttpResponse:
+    images = Image.objects.select_related("dataset")
+    filters = {key: request.GET.get(key, "") for key in ("dataset", "source", "status")}
+    if filters["dataset"].isdigit():
+        images = images.filter(dataset_id=int(filters["dataset"]))
+    if filters["source"]:
+        images = images.filter(source=filters["source"])
+    if filters["status"]:
+        images = images.filter(status=filters["status"])
+    page = Paginator(images, GALLERY_PAGE_SIZE).get_page(request.GET.get("page"))
+    query = "&".join(f"{k}={v}" for k, v in filters.items() if v)
+    return render(request, "images/gallery.html", {
+        "page": page,
+        "filters": filters,
+        "query": query,
+        "datasets": Dataset.objects.all(),
+        "sources": Image.objects.order_by().values_list("source", flat=True).distinct(),
+        "statuses": ImageStatus.choices,
+    })
+
+
+@require_GET
+def upload_page(request: HttpRequest) -> HttpResponse:
+    return render(request, "images/upload.html", {
+        "datasets": Dataset.objects.all(),
+        "max_mb": settings.UPLOAD_MAX_BYTES / 1e6,
+        "can_edit": user_can_edit(request.user),
+    })
+
+
+@require_GET
+def image_detail(request: HttpRequest, image_id: int) -> HttpResponse:
+    image = get_object_or_404(Image.objects.select_related("dataset", "uploaded_by"), pk=image_id)
+    return render(request, "images/detail.html", {"image": image})
+
+
+@require_GET
+def dataset_list(request: HttpRequest) -> HttpResponse:
+    datasets = Dataset.objects.annotate(image_count=Count("images"))
+    return render(request, "images/datasets.html", {"datasets": datasets})
+
+
+@require_GET
+def dataset_detail(request: HttpRequest, dataset_id: int) -> HttpResponse:
+    dataset = get_object_or_404(Dataset, pk=dataset_id)
+    by_source = (
+        dataset.images.order_by().values("source").annotate(n=Count("id")).order_by("source")
+    )
+    return render(request, "images/dataset_detail.html", {
+        "dataset": dataset,
+        "image_count": dataset.images.count(),
+        "by_source": by_source,
+        "jobs": dataset.jobs.all()[:10],
+        "can_edit": user_can_edit(request.user),
+    })
+
+
+@require_POST
+def dataset_stats(request: HttpRequest, dataset_id: int) -> HttpResponse:
+    dataset = get_object_or_404(Dataset, pk=dataset_id)
+    if not user_can_edit(request.user):
+        messages.error(request, "Your role (viewer) cannot start jobs.")
+        return redirect(dataset)
+    job = start_job("image_stats", user=request.user, dataset=dataset)
+    return redirect(job)
+
+
+@require_GET
+def media(request: HttpRequest, path: str) -> FileResponse:
+    """Serve stored files to signed-in users only (the middleware checks the login)."""
+    try:
+        full = safe_join(str(settings.MEDIA_ROOT), path)
+    except Exception:  # SuspiciousFileOperation for '..' tricks
+        raise Http404("No such file.") from None
+    if not default_storage.exists(path):
+        raise Http404("No such file.")
+    content_type = mimetypes.guess_type(full)[0] or "application/octet-stream"
+    response = FileResponse(open(full, "rb"), content_type=content_type)  # noqa: SIM115
+    response["Cache-Control"] = "private, max-age=86400"
+    return response

@@ -1,0 +1,115 @@
+"""Carry out one job: claim it, run its handler, record the outcome on the row.
+
+This is plain Python so it runs the same under a Celery worker, in a thread of the web
+process (no broker available), or directly in a test.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db.models import F
+from django.utils import timezone
+
+from webapp.jobs.models import Job, JobStatus
+from webapp.jobs.registry import get_job_type
+
+logger = logging.getLogger(__name__)
+
+_PROGRESS_INTERVAL_S = 0.5
+
+
+class JobCancelled(Exception):
+    """Raised inside a handler when its job was cancelled; the runner stops quietly."""
+
+
+class JobError(Exception):
+    """A domain error whose message is shown to the user as the job's error."""
+
+
+class JobContext:
+    """What a handler gets: the job row and a way to report progress."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self._last_write = 0.0
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.job.params or {})
+
+    def progress(self, fraction: float, message: str = "", *, force: bool = False) -> None:
+        """Record progress in [0, 1]; raises JobCancelled if the job is no longer running."""
+        now = time.monotonic()
+        if not force and now - self._last_write < _PROGRESS_INTERVAL_S:
+            return
+        self._last_write = now
+        fraction = min(max(fraction, 0.0), 1.0)
+        updated = Job.objects.filter(pk=self.job.pk, status=JobStatus.RUNNING).update(
+            progress=fraction, message=message[:500], heartbeat_at=timezone.now()
+        )
+        if updated == 0:
+            raise JobCancelled()
+
+
+def _claim(job_id: int) -> Job | None:
+    # A RUNNING job is claimed again only when its message is delivered again, which
+    # happens when the worker running it died: the work restarts from the beginning.
+    claimed = Job.objects.filter(
+        pk=job_id,
+        status__in=[JobStatus.QUEUED, JobStatus.RUNNING],
+        attempts__lt=settings.JOB_MAX_ATTEMPTS,
+    ).update(
+        status=JobStatus.RUNNING,
+        attempts=F("attempts") + 1,
+        started_at=timezone.now(),
+        heartbeat_at=timezone.now(),
+        progress=0.0,
+    )
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None:
+        logger.warning("job %s no longer exists; nothing to do", job_id)
+        return None
+    if claimed:
+        return job
+    if job.status == JobStatus.RUNNING:
+        _finish(job, JobStatus.FAILED, error=(
+            f"The worker running this job stopped {job.attempts} times; giving up."
+        ))
+    return None
+
+
+def _finish(job: Job, status: str, *, result: Any = None, error: str = "") -> None:
+    fields: dict[str, Any] = {"status": status, "finished_at": timezone.now(), "error": error}
+    if status == JobStatus.DONE:
+        fields.update(progress=1.0, result=result, message="Done.")
+    elif error:
+        fields["message"] = error[:500]
+    Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(**fields)
+
+
+def execute_job(job_id: int) -> None:
+    job = _claim(job_id)
+    if job is None:
+        return
+    job_type = get_job_type(job.kind)
+    if job_type is None:
+        _finish(job, JobStatus.FAILED, error=f"No handler for jobs of kind {job.kind!r}.")
+        return
+    try:
+        result = job_type.handler(JobContext(job))
+    except JobCancelled:
+        logger.info("job %s was cancelled while running", job_id)
+    except JobError as exc:
+        _finish(job, JobStatus.FAILED, error=str(exc))
+    except SoftTimeLimitExceeded:
+        _finish(job, JobStatus.FAILED, error="The job ran past its time limit.")
+    except Exception as exc:
+        logger.exception("job %s failed", job_id)
+        _finish(job, JobStatus.FAILED, error=f"Internal error: {type(exc).__name__}: {exc}")
+    else:
+        _finish(job, JobStatus.DONE, result=result)

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from webapp.accounts.permissions import user_can_edit, user_is_admin
+from webapp.jobs.models import Job
+from webapp.jobs.services import cancel_job
+
+
+def _visible_jobs(request: HttpRequest):  # type: ignore[no-untyped-def]
+    jobs = Job.objects.select_related("dataset", "user")
+    return jobs if user_is_admin(request.user) else jobs.filter(user=request.user)
+
+
+@require_GET
+def job_list(request: HttpRequest) -> HttpResponse:
+    page = Paginator(_visible_jobs(request), 50).get_page(request.GET.get("page"))
+    return render(request, "jobs/list.html", {"page": page})
+
+
+@require_GET
+def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = get_object_or_404(_visible_jobs(request), pk=job_id)
+    return render(request, "jobs/detail.html", {"job": job, "can_edit": user_can_edit(request.user)})
+
+
+@require_POST
+def job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = get_object_or_404(_visible_jobs(request), pk=job_id)
+    if not user_can_edit(request.user):
+        messages.error(request, "Your role (viewer) cannot cancel jobs.")
+    elif cancel_job(job):
+        messages.info(request, f"Job #{job.pk} cancelled.")
+    else:
+        messages.warning(request, f"Job #{job.pk} is {job.status}; nothing to cancel.")
+    return redirect(job)
