@@ -25,7 +25,9 @@ PORT = os.environ.get("PORT", "8000")
 def redis_answers(url: str) -> bool:
     parsed = urlparse(url)
     try:
-        with socket.create_connection((parsed.hostname or "localhost", parsed.port or 6379), 1) as s:
+        with socket.create_connection(
+            (parsed.hostname or "localhost", parsed.port or 6379), 1
+        ) as s:
             s.sendall(b"PING\r\n")
             return s.recv(16).startswith(b"+PONG")
     except OSError:
@@ -33,8 +35,9 @@ def redis_answers(url: str) -> bool:
 
 
 def manage(*args: str) -> str:
-    out = subprocess.run([PY, "manage.py", *args], cwd=ROOT, check=True, text=True,
-                         stdout=subprocess.PIPE)
+    out = subprocess.run(
+        [PY, "manage.py", *args], cwd=ROOT, check=True, text=True, stdout=subprocess.PIPE
+    )
     return out.stdout.strip()
 
 
@@ -47,14 +50,17 @@ def start_redis(env: dict[str, str], children: list[subprocess.Popen[bytes]]) ->
     port = urlparse(url).port or 6379
     if server:
         print(f"Redis: none answered at {url}; starting {server} on port {port}")
-        children.append(subprocess.Popen([server, "--port", str(port), "--save", ""],
-                                         stdout=subprocess.DEVNULL))
+        children.append(
+            subprocess.Popen([server, "--port", str(port), "--save", ""], stdout=subprocess.DEVNULL)
+        )
         for _ in range(50):
             if redis_answers(url):
                 return
             time.sleep(0.1)
-    print("Redis: NOT AVAILABLE (no server answers and redis-server is not installed).\n"
-          "       Jobs will run inside the web process instead of a worker.")
+    print(
+        "Redis: NOT AVAILABLE (no server answers and redis-server is not installed).\n"
+        "       Jobs will run inside the web process instead of a worker."
+    )
     env["JOBS_IN_PROCESS"] = "1"
 
 
@@ -69,12 +75,31 @@ def main() -> int:
     login = manage("ensure_demo_admin")
     print(manage("load_demo"))
     if env.get("JOBS_IN_PROCESS") != "1":
-        children.append(subprocess.Popen(
-            [PY, "-m", "celery", "-A", "webapp", "worker", "-Q", "gpu,default",
-             "--loglevel", "INFO", "--concurrency", env.get("WORKER_CONCURRENCY", "1")],
-            cwd=ROOT, env=env))
-    children.append(subprocess.Popen(
-        [PY, "manage.py", "runserver", "--noreload", f"{HOST}:{PORT}"], cwd=ROOT, env=env))
+        children.append(
+            subprocess.Popen(
+                [
+                    PY,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "webapp",
+                    "worker",
+                    "-Q",
+                    "gpu,default",
+                    "--loglevel",
+                    "INFO",
+                    "--concurrency",
+                    env.get("WORKER_CONCURRENCY", "1"),
+                ],
+                cwd=ROOT,
+                env=env,
+            )
+        )
+    children.append(
+        subprocess.Popen(
+            [PY, "manage.py", "runserver", "--noreload", f"{HOST}:{PORT}"], cwd=ROOT, env=env
+        )
+    )
     print("\n" + "=" * 60)
     print(f"  Vision Workbench is running at http://{HOST}:{PORT}/")
     print(f"  {login}")
@@ -94,7 +119,11 @@ def wait(children: list[subprocess.Popen[bytes]]) -> int:
             except subprocess.TimeoutExpired:
                 child.kill()
 
-    signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
+    def on_sigterm(*_: object) -> None:
+        stop()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
     try:
         while all(child.poll() is None for child in children):
             time.sleep(0.5)

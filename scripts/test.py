@@ -33,8 +33,11 @@ def configure_services(env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
         env["DATABASE_URL"] = "postgres://postgres@127.0.0.1:5432/test"
     env.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
     if not answers("127.0.0.1", 6379) and shutil.which("redis-server"):
-        started.append(subprocess.Popen(["redis-server", "--port", "6379", "--save", ""],
-                                        stdout=subprocess.DEVNULL))
+        started.append(
+            subprocess.Popen(
+                ["redis-server", "--port", "6379", "--save", ""], stdout=subprocess.DEVNULL
+            )
+        )
         time.sleep(0.5)
     print(f"database: {env.get('DATABASE_URL', 'sqlite (no PostgreSQL answered)')}")
     print(f"redis:    {env['REDIS_URL']} (tests use their own db number and queues)")
@@ -51,10 +54,12 @@ def main() -> int:
     started = configure_services(env)
     try:
         failed = [
-            step for step, cmd in [
+            step
+            for step, cmd in [
                 ("ruff", [str(BIN / "ruff"), "check", "."]),
                 ("mypy", [str(BIN / "mypy"), "."]),
-            ] if run(step, cmd, env) != 0
+            ]
+            if run(step, cmd, env) != 0
         ]
         code = run("pytest", [str(BIN / "pytest"), *sys.argv[1:]], env)
         if failed:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from django.conf import settings
@@ -21,7 +21,7 @@ def _clean_media() -> Iterator[None]:
 
 
 def _user(role: str, **kwargs: Any) -> User:
-    return UserFactory(role=role, **kwargs)  # type: ignore[no-any-return]
+    return cast(User, UserFactory(role=role, **kwargs))
 
 
 @pytest.fixture

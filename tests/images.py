@@ -8,7 +8,9 @@ import numpy as np
 from PIL import Image
 
 
-def jpeg_bytes(width: int = 64, height: int = 48, seed: int = 0, exif_orientation: int = 0) -> bytes:
+def jpeg_bytes(
+    width: int = 64, height: int = 48, seed: int = 0, exif_orientation: int = 0
+) -> bytes:
     rng = np.random.default_rng(seed)
     pixels = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
     buffer = io.BytesIO()

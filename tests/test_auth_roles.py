@@ -128,7 +128,9 @@ def test_csrf_is_enforced_for_session_api_writes(labeler):
     assert "CSRF" in response.json()["error"]["message"]
 
 
-def test_jobs_are_scoped_to_their_owner(labeler_api, viewer_api, dataset, django_capture_on_commit_callbacks):
+def test_jobs_are_scoped_to_their_owner(
+    labeler_api, viewer_api, dataset, django_capture_on_commit_callbacks
+):
     created = labeler_api.post("/api/v1/jobs/", {"kind": "image_stats", "dataset": dataset.pk})
     assert created.status_code == 201
     job_id = created.json()["id"]

@@ -36,7 +36,7 @@ def test_valid_jpeg_is_stored_under_its_hash(labeler_api, dataset):
     assert (image.width, image.height, image.source, image.format) == (64, 48, "app", "JPEG")
     assert image.dataset == dataset
     assert image.file.name.endswith(f"{image.sha256}.jpg")
-    assert (Path(settings.MEDIA_ROOT) / image.file.name).read_bytes() == data
+    assert (Path(settings.MEDIA_ROOT) / str(image.file.name)).read_bytes() == data
     assert body["width"] == 64 and body["status"] == "new"
 
 
@@ -72,7 +72,9 @@ def test_unknown_dataset_is_404_and_nothing_stored(labeler_api):
     response = upload(labeler_api, jpeg_bytes(), dataset=987654)
     assert response.status_code == 404
     assert response.json()["error"] == {
-        "code": "unknown_dataset", "message": "Dataset 987654 does not exist.", "details": {}
+        "code": "unknown_dataset",
+        "message": "Dataset 987654 does not exist.",
+        "details": {},
     }
     assert Image.objects.count() == 0 and stored_files() == []
 
@@ -109,7 +111,7 @@ def test_exif_orientation_is_applied(labeler_api):
     assert response.status_code == 201
     image = Image.objects.get(pk=response.json()["id"])
     assert (image.width, image.height) == (48, 64)
-    with PILImage.open(Path(settings.MEDIA_ROOT) / image.file.name) as stored:
+    with PILImage.open(Path(settings.MEDIA_ROOT) / str(image.file.name)) as stored:
         assert stored.size == (48, 64)
         assert stored.getexif().get(0x0112, 1) == 1
 
@@ -122,7 +124,7 @@ def test_pgm_is_converted_to_png(labeler_api):
     assert response.status_code == 201
     image = Image.objects.get(pk=response.json()["id"])
     assert image.file.name.endswith(".png") and image.format == "PPM"
-    with PILImage.open(Path(settings.MEDIA_ROOT) / image.file.name) as stored:
+    with PILImage.open(Path(settings.MEDIA_ROOT) / str(image.file.name)) as stored:
         assert np.array_equal(np.asarray(stored), pixels)
 
 

@@ -15,8 +15,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image as PILImage
 
-from tests.images import jpeg_bytes
 import tests.worker_app  # noqa: F401  (registers the test-only job kinds here too)
+from tests.images import jpeg_bytes
 from tests.worker import Worker
 from webapp.jobs.models import Job, JobStatus
 from webapp.jobs.services import start_job
@@ -59,10 +59,12 @@ def test_image_stats_job_runs_on_the_worker(worker, labeler_api, dataset, settin
     # The reference: decode the same JPEGs and compute the statistics directly.
     import io
 
-    pixels = np.concatenate([
-        np.asarray(PILImage.open(io.BytesIO(d)).convert("RGB")).reshape(-1, 3) / 255.0
-        for d in uploads
-    ])
+    pixels = np.concatenate(
+        [
+            np.asarray(PILImage.open(io.BytesIO(d)).convert("RGB")).reshape(-1, 3) / 255.0
+            for d in uploads
+        ]
+    )
     np.testing.assert_allclose(job.result["mean"], pixels.mean(axis=0), atol=1e-9)
     np.testing.assert_allclose(job.result["std"], pixels.std(axis=0), atol=1e-9)
     assert job.result["pixels"] == 3 * 40 * 30 and job.progress == 1.0

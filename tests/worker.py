@@ -40,12 +40,31 @@ class Worker:
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "tests.worker_app", "worker",
-             "-Q", f"{settings.JOB_QUEUE_GPU},{settings.JOB_QUEUE_DEFAULT}",
-             "--pool", "prefork", "--concurrency", "1", "--loglevel", "INFO",
-             "--without-gossip", "--without-mingle", "--without-heartbeat",
-             "-n", f"test-{settings.RUN_ID}-{time.monotonic_ns()}@%h"],
-            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "tests.worker_app",
+                "worker",
+                "-Q",
+                f"{settings.JOB_QUEUE_GPU},{settings.JOB_QUEUE_DEFAULT}",
+                "--pool",
+                "prefork",
+                "--concurrency",
+                "1",
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "-n",
+                f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
         self.wait_for(lambda: b"ready." in self.log(), 60, "worker to start")
 
@@ -60,12 +79,13 @@ class Worker:
             if self.process.poll() is not None:
                 raise RuntimeError(f"worker exited: {self.log().decode(errors='replace')[-3000:]}")
             time.sleep(0.2)
-        raise TimeoutError(f"timed out waiting for {what}; worker log:\n"
-                           f"{self.log().decode(errors='replace')[-3000:]}")
+        raise TimeoutError(
+            f"timed out waiting for {what}; worker log:\n"
+            f"{self.log().decode(errors='replace')[-3000:]}"
+        )
 
     def child_pids(self) -> list[int]:
-        out = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True,
-                             text=True)
+        out = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True)
         return [int(pid) for pid in out.stdout.split()]
 
     def stop(self) -> None:

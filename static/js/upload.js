@@ -3,7 +3,8 @@
   "use strict";
   const form = document.getElementById("upload-form");
   if (!form) return;
-  const endpoint = form.dataset.endpoint;
+  // form.dataset would be the <select name="dataset">, not the data-* attributes.
+  const endpoint = form.getAttribute("data-endpoint");
   const csrf = form.querySelector("[name=csrfmiddlewaretoken]").value;
   const list = document.getElementById("upload-list");
   const summary = document.getElementById("upload-summary");

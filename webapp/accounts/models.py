@@ -74,7 +74,9 @@ class ApiToken(models.Model):
         """Create a token and return it with its plain key (never stored)."""
         key = secrets.token_urlsafe(32)
         token = cls.objects.create(
-            user=user, name=name[:100] or "token", prefix=key[:TOKEN_PREFIX_LEN],
+            user=user,
+            name=name[:100] or "token",
+            prefix=key[:TOKEN_PREFIX_LEN],
             key_hash=hash_token(key),
         )
         return token, key
@@ -88,3 +90,10 @@ class ApiToken(models.Model):
             revoked_at=timezone.now()
         )
         self.refresh_from_db(fields=["revoked_at"])
+
+
+def signed_in_user(user: object) -> User:
+    """The request's user where login is already enforced (pages and API permissions)."""
+    if not isinstance(user, User):
+        raise PermissionError("a signed-in user is required here")
+    return user

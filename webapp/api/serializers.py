@@ -21,8 +21,16 @@ class DatasetSerializer(serializers.ModelSerializer[Dataset]):
 
     class Meta:
         model = Dataset
-        fields = ["id", "name", "task", "description", "target_source", "classes",
-                  "image_count", "created_at"]
+        fields = [
+            "id",
+            "name",
+            "task",
+            "description",
+            "target_source",
+            "classes",
+            "image_count",
+            "created_at",
+        ]
         read_only_fields = ["created_at"]
 
 
@@ -32,8 +40,21 @@ class ImageSerializer(serializers.ModelSerializer[Image]):
 
     class Meta:
         model = Image
-        fields = ["id", "dataset", "original_name", "sha256", "width", "height", "size_bytes",
-                  "format", "source", "status", "file_url", "thumbnail_url", "created_at"]
+        fields = [
+            "id",
+            "dataset",
+            "original_name",
+            "sha256",
+            "width",
+            "height",
+            "size_bytes",
+            "format",
+            "source",
+            "status",
+            "file_url",
+            "thumbnail_url",
+            "created_at",
+        ]
         read_only_fields = fields
 
     def get_file_url(self, obj: Image) -> str:
@@ -48,7 +69,11 @@ class ImageUploadSerializer(serializers.Serializer[Any]):
     dataset = serializers.PrimaryKeyRelatedField(
         queryset=Dataset.objects.all(), required=False, allow_null=True
     )
-    source = serializers.CharField(required=False, default="upload", validators=[slug_validator])
+    # DRF's metaclass moves declared fields off the class, so this does not shadow
+    # Field.source at run time; mypy only sees the class attribute.
+    source = serializers.CharField(  # type: ignore[assignment]
+        required=False, default="upload", validators=[slug_validator]
+    )
 
 
 class JobSerializer(serializers.ModelSerializer[Job]):
@@ -56,8 +81,22 @@ class JobSerializer(serializers.ModelSerializer[Job]):
 
     class Meta:
         model = Job
-        fields = ["id", "kind", "status", "progress", "message", "params", "result", "error",
-                  "dataset", "attempts", "created_at", "started_at", "finished_at", "url"]
+        fields = [
+            "id",
+            "kind",
+            "status",
+            "progress",
+            "message",
+            "params",
+            "result",
+            "error",
+            "dataset",
+            "attempts",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "url",
+        ]
         read_only_fields = fields
 
     def get_url(self, obj: Job) -> str:

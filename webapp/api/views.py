@@ -15,6 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
+from webapp.accounts.models import signed_in_user
 from webapp.api.errors import ApiError
 from webapp.api.serializers import (
     DatasetSerializer,
@@ -35,7 +36,8 @@ class DatasetViewSet(viewsets.ModelViewSet[Dataset]):
     filterset_fields = ["task"]
 
     def get_queryset(self) -> QuerySet[Dataset]:
-        return Dataset.objects.annotate(image_count=Count("images")).prefetch_related("classes")
+        datasets = Dataset.objects.annotate(image_count=Count("images")).order_by("name")
+        return datasets.prefetch_related("classes")
 
     def perform_create(self, serializer: BaseSerializer[Dataset]) -> None:
         serializer.save(created_by=self.request.user)
@@ -71,8 +73,8 @@ class ImageViewSet(
         if uploaded.size and uploaded.size > settings.UPLOAD_MAX_BYTES:
             raise ApiError(
                 "file_too_large",
-                f"The file is {uploaded.size / 1e6:.1f} MB; "
-                f"the limit is {settings.UPLOAD_MAX_BYTES / 1e6:.1f} MB.",
+                f"The file is {uploaded.size / 2**20:.1f} MB; "
+                f"the limit is {settings.UPLOAD_MAX_BYTES / 2**20:.1f} MB.",
                 status_code=413,
             )
         try:
@@ -85,11 +87,13 @@ class ImageViewSet(
             )
         except ImageRejected as exc:
             code = 413 if exc.code in ("file_too_large", "too_many_pixels") else 400
-            raise ApiError(exc.code, exc.message, status_code=code,
-                           details={"file": uploaded.name}) from None
+            raise ApiError(
+                exc.code, exc.message, status_code=code, details={"file": uploaded.name}
+            ) from None
         except DuplicateImage as exc:
-            raise ApiError("duplicate", str(exc), status_code=409,
-                           details={"image_id": exc.existing.pk}) from None
+            raise ApiError(
+                "duplicate", str(exc), status_code=409, details={"image_id": exc.existing.pk}
+            ) from None
         return Response(ImageSerializer(image).data, status=status.HTTP_201_CREATED)
 
 
@@ -101,13 +105,12 @@ def _dataset_from(raw: Any) -> Dataset | None:
     except (TypeError, ValueError):
         raise ApiError("invalid", f"dataset must be a dataset id, got {raw!r}.") from None
     except Dataset.DoesNotExist:
-        raise ApiError("unknown_dataset", f"Dataset {raw} does not exist.",
-                       status_code=404) from None
+        raise ApiError(
+            "unknown_dataset", f"Dataset {raw} does not exist.", status_code=404
+        ) from None
 
 
-class JobViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[Job]
-):
+class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[Job]):
     serializer_class = JobSerializer
     filterset_fields = ["kind", "status", "dataset"]
 
@@ -115,7 +118,7 @@ class JobViewSet(
         jobs = Job.objects.all()
         if getattr(self.request.user, "is_admin_role", False):
             return jobs
-        return jobs.filter(user=self.request.user)  # type: ignore[misc]
+        return jobs.filter(user=signed_in_user(self.request.user))
 
     @extend_schema(request=JobCreateSerializer, responses={201: JobSerializer})
     def create(self, request: Request) -> Response:
@@ -136,7 +139,8 @@ class JobViewSet(
         job = self.get_object()
         if not cancel_job(job):
             raise ApiError(
-                "not_cancellable", f"Job {job.pk} is {job.status} and can no longer be cancelled.",
+                "not_cancellable",
+                f"Job {job.pk} is {job.status} and can no longer be cancelled.",
                 status_code=409,
             )
         return Response(JobSerializer(job).data)

@@ -15,7 +15,7 @@ from webapp.jobs.runner import JobContext, JobError
 
 
 def load_rgb(image: Image) -> np.ndarray[Any, np.dtype[np.uint8]]:
-    with default_storage.open(image.file.name, "rb") as handle, PILImage.open(handle) as pil:
+    with default_storage.open(str(image.file.name), "rb") as handle, PILImage.open(handle) as pil:
         return np.asarray(pil.convert("RGB"), dtype=np.uint8)
 
 

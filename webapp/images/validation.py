@@ -49,7 +49,7 @@ def decode_upload(data: bytes, *, max_bytes: int, max_pixels: int) -> DecodedIma
     if len(data) > max_bytes:
         raise ImageRejected(
             "file_too_large",
-            f"The file is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.1f} MB.",
+            f"The file is {len(data) / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.1f} MB.",
         )
     image = _open(data, max_pixels)
     try:
@@ -111,9 +111,7 @@ def _has_orientation(image: PILImage.Image) -> bool:
     return orientation not in (None, 1)
 
 
-def _stored_bytes(
-    data: bytes, image: PILImage.Image, fmt: str, rotated: bool
-) -> tuple[bytes, str]:
+def _stored_bytes(data: bytes, image: PILImage.Image, fmt: str, rotated: bool) -> tuple[bytes, str]:
     if fmt in STORED_AS_IS and not rotated:
         return data, STORED_AS_IS[fmt]
     buffer = io.BytesIO()

@@ -33,23 +33,31 @@ def gallery(request: HttpRequest) -> HttpResponse:
         images = images.filter(status=filters["status"])
     page = Paginator(images, GALLERY_PAGE_SIZE).get_page(request.GET.get("page"))
     query = "&".join(f"{k}={v}" for k, v in filters.items() if v)
-    return render(request, "images/gallery.html", {
-        "page": page,
-        "filters": filters,
-        "query": query,
-        "datasets": Dataset.objects.all(),
-        "sources": Image.objects.order_by().values_list("source", flat=True).distinct(),
-        "statuses": ImageStatus.choices,
-    })
+    return render(
+        request,
+        "images/gallery.html",
+        {
+            "page": page,
+            "filters": filters,
+            "query": query,
+            "datasets": Dataset.objects.all(),
+            "sources": Image.objects.order_by().values_list("source", flat=True).distinct(),
+            "statuses": ImageStatus.choices,
+        },
+    )
 
 
 @require_GET
 def upload_page(request: HttpRequest) -> HttpResponse:
-    return render(request, "images/upload.html", {
-        "datasets": Dataset.objects.all(),
-        "max_mb": settings.UPLOAD_MAX_BYTES / 1e6,
-        "can_edit": user_can_edit(request.user),
-    })
+    return render(
+        request,
+        "images/upload.html",
+        {
+            "datasets": Dataset.objects.all(),
+            "max_mb": settings.UPLOAD_MAX_BYTES / 2**20,
+            "can_edit": user_can_edit(request.user),
+        },
+    )
 
 
 @require_GET
@@ -60,7 +68,7 @@ def image_detail(request: HttpRequest, image_id: int) -> HttpResponse:
 
 @require_GET
 def dataset_list(request: HttpRequest) -> HttpResponse:
-    datasets = Dataset.objects.annotate(image_count=Count("images"))
+    datasets = Dataset.objects.annotate(image_count=Count("images")).order_by("name")
     return render(request, "images/datasets.html", {"datasets": datasets})
 
 
@@ -70,13 +78,17 @@ def dataset_detail(request: HttpRequest, dataset_id: int) -> HttpResponse:
     by_source = (
         dataset.images.order_by().values("source").annotate(n=Count("id")).order_by("source")
     )
-    return render(request, "images/dataset_detail.html", {
-        "dataset": dataset,
-        "image_count": dataset.images.count(),
-        "by_source": by_source,
-        "jobs": dataset.jobs.all()[:10],
-        "can_edit": user_can_edit(request.user),
-    })
+    return render(
+        request,
+        "images/dataset_detail.html",
+        {
+            "dataset": dataset,
+            "image_count": dataset.images.count(),
+            "by_source": by_source,
+            "jobs": dataset.jobs.all()[:10],
+            "can_edit": user_can_edit(request.user),
+        },
+    )
 
 
 @require_POST

@@ -77,9 +77,11 @@ def _claim(job_id: int) -> Job | None:
     if claimed:
         return job
     if job.status == JobStatus.RUNNING:
-        _finish(job, JobStatus.FAILED, error=(
-            f"The worker running this job stopped {job.attempts} times; giving up."
-        ))
+        _finish(
+            job,
+            JobStatus.FAILED,
+            error=(f"The worker running this job stopped {job.attempts} times; giving up."),
+        )
     return None
 
 

@@ -40,7 +40,7 @@ def dispatch(job: Job) -> None:
         return
     from webapp.jobs.tasks import run_job
 
-    result = run_job.apply_async(args=[job.pk], queue=job.queue)
+    result = run_job.apply_async(args=(job.pk,), queue=job.queue)
     Job.objects.filter(pk=job.pk).update(task_id=result.id)
 
 

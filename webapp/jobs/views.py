@@ -2,18 +2,20 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from webapp.accounts.models import signed_in_user
 from webapp.accounts.permissions import user_can_edit, user_is_admin
 from webapp.jobs.models import Job
 from webapp.jobs.services import cancel_job
 
 
-def _visible_jobs(request: HttpRequest):  # type: ignore[no-untyped-def]
+def _visible_jobs(request: HttpRequest) -> QuerySet[Job]:
     jobs = Job.objects.select_related("dataset", "user")
-    return jobs if user_is_admin(request.user) else jobs.filter(user=request.user)
+    return jobs if user_is_admin(request.user) else jobs.filter(user=signed_in_user(request.user))
 
 
 @require_GET
@@ -25,7 +27,9 @@ def job_list(request: HttpRequest) -> HttpResponse:
 @require_GET
 def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     job = get_object_or_404(_visible_jobs(request), pk=job_id)
-    return render(request, "jobs/detail.html", {"job": job, "can_edit": user_can_edit(request.user)})
+    return render(
+        request, "jobs/detail.html", {"job": job, "can_edit": user_can_edit(request.user)}
+    )
 
 
 @require_POST

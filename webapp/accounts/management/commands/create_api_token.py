@@ -22,5 +22,7 @@ class Command(BaseCommand):
         except User.DoesNotExist:
             raise CommandError(f"No user named {options['username']!r}.") from None
         token, key = ApiToken.issue(user, options["name"])
-        self.stderr.write(f"Created token {token.name!r} for {user.username} (role {user.effective_role}).")
+        self.stderr.write(
+            f"Created token {token.name!r} for {user.username} (role {user.effective_role})."
+        )
         self.stdout.write(key)

@@ -34,11 +34,18 @@ class Command(BaseCommand):
         added = kept = 0
         for path in sorted((root / "JPEGImages").glob("*.jpg")):
             try:
-                ingest_image(path.read_bytes(), dataset=dataset, user=None,
-                             original_name=path.name, source="demo")
+                ingest_image(
+                    path.read_bytes(),
+                    dataset=dataset,
+                    user=None,
+                    original_name=path.name,
+                    source="demo",
+                )
                 added += 1
             except DuplicateImage:
                 kept += 1
             except ImageRejected as exc:
                 self.stderr.write(f"skipped {path.name}: {exc.message}")
-        self.stdout.write(f"Demo dataset “{dataset.name}”: {added} images added, {kept} already there.")
+        self.stdout.write(
+            f"Demo dataset “{dataset.name}”: {added} images added, {kept} already there."
+        )

@@ -1,0 +1,84 @@
+"""The job runner's rules, exercised directly (the worker tests cover the Celery path)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.images import jpeg_bytes, png_bytes
+from webapp.images.ingest import ingest_image
+from webapp.jobs.models import Job, JobStatus
+from webapp.jobs.runner import JobCancelled, JobContext, execute_job
+
+pytestmark = pytest.mark.django_db
+
+
+def test_stats_job_numbers(dataset, labeler):
+    a = np.zeros((4, 5, 3), dtype=np.uint8)
+    b = np.full((2, 5, 3), 255, dtype=np.uint8)
+    b[..., 1] = 0
+    for pixels in (a, b):
+        ingest_image(png_bytes(pixels), dataset=dataset, user=labeler)
+    job = Job.objects.create(kind="image_stats", dataset=dataset, user=labeler)
+    execute_job(job.pk)
+    job.refresh_from_db()
+    assert job.status == JobStatus.DONE and job.progress == 1.0
+    # 20 black pixels and 10 magenta ones: R and B have mean 1/3, G mean 0.
+    np.testing.assert_allclose(job.result["mean"], [1 / 3, 0, 1 / 3])
+    np.testing.assert_allclose(job.result["std"], [np.sqrt(2) / 3, 0, np.sqrt(2) / 3])
+    assert job.attempts == 1 and job.started_at and job.finished_at
+
+
+def test_empty_dataset_fails_with_a_message(dataset, labeler):
+    job = Job.objects.create(kind="image_stats", dataset=dataset, user=labeler)
+    execute_job(job.pk)
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED
+    assert job.error == "The dataset has no images yet."
+
+
+def test_unknown_kind_fails_cleanly(labeler):
+    job = Job.objects.create(kind="no_such_kind", user=labeler)
+    execute_job(job.pk)
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED and "no_such_kind" in job.error
+
+
+def test_deleted_job_is_ignored():
+    execute_job(999999)  # logs and returns; nothing to assert but that it does not raise
+    assert not Job.objects.filter(pk=999999).exists()
+
+
+def test_cancelled_job_is_not_started(dataset, labeler):
+    ingest_image(jpeg_bytes(), dataset=dataset, user=labeler)
+    job = Job.objects.create(kind="image_stats", dataset=dataset, user=labeler)
+    assert job.cancel()
+    execute_job(job.pk)
+    job.refresh_from_db()
+    assert job.status == JobStatus.CANCELLED and job.attempts == 0 and job.result is None
+
+
+def test_progress_raises_once_cancelled(labeler):
+    job = Job.objects.create(kind="image_stats", user=labeler, status=JobStatus.RUNNING)
+    ctx = JobContext(job)
+    ctx.progress(0.5, "half", force=True)
+    job.refresh_from_db()
+    assert (job.progress, job.message) == (0.5, "half")
+    job.cancel()
+    with pytest.raises(JobCancelled):
+        ctx.progress(0.6, force=True)
+
+
+def test_gives_up_after_max_attempts(labeler, settings):
+    settings.JOB_MAX_ATTEMPTS = 2
+    job = Job.objects.create(kind="image_stats", user=labeler, status=JobStatus.RUNNING, attempts=2)
+    execute_job(job.pk)
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED
+    assert job.error == "The worker running this job stopped 2 times; giving up."
+
+
+def test_done_job_cannot_be_cancelled(labeler):
+    job = Job.objects.create(kind="image_stats", user=labeler, status=JobStatus.DONE)
+    assert job.cancel() is False
+    assert Job.objects.get(pk=job.pk).status == JobStatus.DONE
