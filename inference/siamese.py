@@ -1,0 +1,284 @@
+"""Siamese face-verification network and its contrastive loss.
+
+``EmbeddingNet`` maps a grey face crop (see ``inference.faces``) to a vector ``h``; two faces
+are the same person when the Euclidean distance between their vectors is small.
+``SiameseNet`` applies ONE ``EmbeddingNet`` to both inputs, so the two "branches" share
+every parameter by construction, and is trained with :func:`contrastive_loss`.
+
+Label convention (from the notes): ``y = 0`` for a pair of the same person, ``y = 1`` for
+different people.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from inference.faces import PREPROCESSING
+from inference.runtime import CheckpointError, load_checkpoint, pick_device, save_checkpoint
+
+# With L2-normalised embeddings distances lie in [0, 2]; a margin of 1 pushes different
+# people at least 60 degrees apart and leaves pairs already past that out of the loss.
+DEFAULT_MARGIN = 1.0
+VERIFIER_KIND = "verifier"
+
+
+@dataclass(frozen=True)
+class EmbeddingConfig:
+    """Shape of an ``EmbeddingNet``; saved with the weights so a checkpoint rebuilds itself.
+
+    Attributes:
+        input_size: side of the square input crop in pixels.
+        in_channels: 1 for the grey crops ``inference.faces`` makes.
+        widths: output channels of each conv stage; every stage but the last halves the
+            resolution, so ``input_size`` should be divisible by ``2 ** (len(widths) - 1)``.
+        embedding_dim: length of the embedding vector.
+        dropout: dropout probability before the final linear layer (training only).
+        normalize: L2-normalise embeddings, so distances are in [0, 2] whatever the scale
+            the net drifts to, and one margin/threshold stays meaningful across trainings.
+    """
+
+    input_size: int = 64
+    in_channels: int = 1
+    widths: tuple[int, ...] = (16, 32, 64, 128)
+    embedding_dim: int = 128
+    dropout: float = 0.2
+    normalize: bool = True
+
+    def __post_init__(self) -> None:
+        if self.input_size < 1 or self.in_channels < 1 or self.embedding_dim < 1:
+            raise ValueError(f"sizes must be positive: {self}")
+        if not self.widths or any(w < 1 for w in self.widths):
+            raise ValueError(f"widths must be a non-empty tuple of positive ints: {self.widths}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict (``widths`` as a list)."""
+        data = asdict(self)
+        data["widths"] = list(self.widths)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EmbeddingConfig:
+        """Inverse of :meth:`to_dict`; missing keys take defaults, unknown keys are an error."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown EmbeddingConfig keys: {sorted(unknown)}")
+        values = dict(data)
+        if "widths" in values:
+            values["widths"] = tuple(int(w) for w in values["widths"])
+        return cls(**values)
+
+
+def _conv_bn_relu(in_channels: int, out_channels: int) -> list[nn.Module]:
+    # No conv bias: the batch norm's shift that follows would cancel it.
+    return [
+        nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    ]
+
+
+class EmbeddingNet(nn.Module):
+    """Conv stages (2 x conv3x3-BN-ReLU, then 2x2 max-pool) -> global average pool -> linear.
+
+    At the default config (64 px, widths 16..128) this is ~0.31 M parameters and ~52 M
+    multiply-adds per face: small enough for a few ms per face on a CPU core.
+    """
+
+    def __init__(self, config: EmbeddingConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or EmbeddingConfig()
+        layers: list[nn.Module] = []
+        in_channels = self.config.in_channels
+        for i, width in enumerate(self.config.widths):
+            layers += _conv_bn_relu(in_channels, width) + _conv_bn_relu(width, width)
+            if i < len(self.config.widths) - 1:
+                layers.append(nn.MaxPool2d(2))
+            in_channels = width
+        self.features = nn.Sequential(*layers)
+        self.dropout = nn.Dropout(self.config.dropout)
+        self.head = nn.Linear(in_channels, self.config.embedding_dim)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """He init for convs (each feeds a ReLU): ``W ~ N(0, 2 / fan_in)``, as in the notes.
+
+        The head feeds no ReLU, so it gets ``N(0, 1 / fan_in)`` (the notes' "Xavier" variant),
+        which keeps the embedding's variance near the pooled features' variance. Batch norm
+        starts as identity (gamma 1, beta 0) and biases at zero.
+        """
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        nn.init.kaiming_normal_(self.head.weight, mode="fan_in", nonlinearity="linear")
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Embed a batch of faces.
+
+        Args:
+            x: ``(N, C, S, S)`` float32 from ``inference.faces.to_tensor``.
+
+        Returns:
+            ``(N, embedding_dim)`` float32, unit length when ``config.normalize``.
+        """
+        z = self.features(x)  # (N, widths[-1], S', S')
+        z = z.mean(dim=(2, 3))  # (N, widths[-1]): global average pool
+        h: torch.Tensor = self.head(self.dropout(z))  # (N, embedding_dim)
+        if self.config.normalize:
+            h = F.normalize(h, dim=1)
+        return h
+
+
+def euclidean_distance(h1: torch.Tensor, h2: torch.Tensor) -> torch.Tensor:
+    """Row-wise Euclidean distance ``D = ||h1 - h2||_2``.
+
+    Exactly 0 for identical rows, with a finite (zero) gradient there: ``sqrt`` has an
+    infinite derivative at 0, so it is applied to a clamped value and the result is masked.
+
+    Args:
+        h1: ``(N, d)``.
+        h2: ``(N, d)``.
+
+    Returns:
+        ``(N,)`` distances.
+    """
+    if h1.shape != h2.shape or h1.dim() != 2:
+        raise ValueError(f"expected two (N, d) tensors, got {tuple(h1.shape)}, {tuple(h2.shape)}")
+    squared = (h1 - h2).pow(2).sum(dim=1)  # (N,)
+    tiny = torch.finfo(squared.dtype).tiny
+    return torch.where(squared > tiny, squared.clamp_min(tiny).sqrt(), torch.zeros_like(squared))
+
+
+def contrastive_loss(
+    distance: torch.Tensor, y: torch.Tensor, margin: float = DEFAULT_MARGIN
+) -> torch.Tensor:
+    """Contrastive loss exactly as the notes write it, averaged over pairs.
+
+    ``L = mean_i [ (1 - y_i) / 2 * D_i^2 + y_i / 2 * max(0, m - D_i)^2 ]``
+
+    Same-person pairs (``y = 0``) are pulled together; different-person pairs (``y = 1``)
+    are pushed apart until they are ``margin`` away, after which they add nothing.
+
+    Args:
+        distance: ``(N,)`` Euclidean distances ``D``.
+        y: ``(N,)`` labels, 0 = same person, 1 = different people (any numeric dtype).
+        margin: ``m > 0``, in the same units as ``distance``.
+
+    Returns:
+        Scalar tensor.
+    """
+    if distance.shape != y.shape or distance.dim() != 1:
+        raise ValueError(f"expected (N,) and (N,), got {tuple(distance.shape)}, {tuple(y.shape)}")
+    if margin <= 0:
+        raise ValueError(f"margin must be > 0, got {margin}")
+    y = y.to(distance.dtype)
+    same_term = (1 - y) / 2 * distance.pow(2)
+    different_term = y / 2 * torch.clamp(margin - distance, min=0).pow(2)
+    return (same_term + different_term).mean()
+
+
+class SiameseNet(nn.Module):
+    """Two-input wrapper around ONE ``EmbeddingNet`` (shared weights by construction)."""
+
+    def __init__(self, embedding: EmbeddingNet | None = None) -> None:
+        super().__init__()
+        self.embedding = embedding or EmbeddingNet()
+
+    @property
+    def config(self) -> EmbeddingConfig:
+        """The wrapped embedding net's config."""
+        return self.embedding.config
+
+    def forward(
+        self, x1: torch.Tensor, x2: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Embed both sides of a batch of pairs and measure their distance.
+
+        Both sides go through the net in one batch so batch norm normalises them with the
+        same statistics during training (two calls would give each side its own).
+
+        Args:
+            x1: ``(N, C, S, S)`` first face of each pair.
+            x2: ``(N, C, S, S)`` second face of each pair.
+
+        Returns:
+            ``h1 (N, d)``, ``h2 (N, d)`` and ``distance (N,)``.
+        """
+        if x1.shape != x2.shape:
+            raise ValueError(f"pair sides differ in shape: {tuple(x1.shape)}, {tuple(x2.shape)}")
+        h = self.embedding(torch.cat([x1, x2], dim=0))  # (2N, d)
+        h1, h2 = h[: x1.shape[0]], h[x1.shape[0] :]
+        return h1, h2, euclidean_distance(h1, h2)
+
+
+def save_verifier(
+    path: str | Path, model: SiameseNet | EmbeddingNet, extra: dict[str, Any] | None = None
+) -> str:
+    """Save a verifier's embedding net as a ``kind="verifier"`` safetensors checkpoint.
+
+    Only the embedding net is stored (the Siamese wrapper has no weights of its own), with
+    its config and the crop preprocessing tag so the loader can refuse a mismatch.
+
+    Args:
+        path: destination file.
+        model: the trained net.
+        extra: JSON-serialisable extras, e.g. the calibrated threshold and metrics.
+
+    Returns:
+        The file's sha256 hex digest.
+    """
+    net = model.embedding if isinstance(model, SiameseNet) else model
+    return save_checkpoint(
+        path,
+        dict(net.state_dict()),
+        kind=VERIFIER_KIND,
+        config=net.config.to_dict(),
+        extra={**(extra or {}), "preprocessing": PREPROCESSING},
+    )
+
+
+def load_verifier(
+    path: str | Path,
+    device: str | torch.device | None = None,
+    *,
+    expected_sha256: str | None = None,
+) -> tuple[EmbeddingNet, dict[str, Any]]:
+    """Load a checkpoint written by :func:`save_verifier`, ready for inference.
+
+    Args:
+        path: the checkpoint.
+        device: where to put the net; None lets ``runtime.pick_device`` decide.
+        expected_sha256: refuse the file unless its digest matches.
+
+    Returns:
+        The ``EmbeddingNet`` in eval mode on ``device`` (wrap it in ``SiameseNet`` to compare
+        pairs) and the checkpoint's ``extra`` dict.
+
+    Raises:
+        CheckpointError: unreadable, wrong kind, or incompatible with this code.
+    """
+    checkpoint = load_checkpoint(path, expected_kind=VERIFIER_KIND, expected_sha256=expected_sha256)
+    if checkpoint.extra.get("preprocessing") != PREPROCESSING:
+        raise CheckpointError(
+            f"{path} was trained on {checkpoint.extra.get('preprocessing')!r} crops; this code "
+            f"makes {PREPROCESSING!r} crops: retrain the verifier"
+        )
+    try:
+        net = EmbeddingNet(EmbeddingConfig.from_dict(checkpoint.config))
+        net.load_state_dict(checkpoint.tensors)
+    except (ValueError, TypeError, RuntimeError) as exc:  # bad config or mismatched weights
+        raise CheckpointError(f"{path} does not fit this verifier code: {exc}") from exc
+    target = device if isinstance(device, torch.device) else pick_device(device)
+    return net.to(target).eval(), checkpoint.extra
