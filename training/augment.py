@@ -1,0 +1,325 @@
+"""Detection data augmentation on numpy images, keeping boxes consistent with pixels.
+
+Conventions (house style: one box format, converted only at the edges):
+
+- ``image``: ``uint8`` array of shape ``(H, W, 3)``, RGB channel order.
+- ``boxes``: ``float32`` array of shape ``(N, 4)``, ``xyxy`` in pixels, where ``x`` runs over
+  ``[0, W]`` and ``y`` over ``[0, H]`` (pixel edges, not centres, so a box covering the whole
+  image is ``(0, 0, W, H)``).
+- ``labels``: ``int64`` array of shape ``(N,)``, one class index per box.
+
+Every operation returns new arrays and never modifies its inputs. The random ones draw only
+from the ``numpy.random.Generator`` they are given, so a seeded generator reproduces the same
+augmentations (see :class:`DetectionAugment`).
+
+The methods are the ones in the deep-learning notes (mirroring, random cropping, colour
+shifting) plus optional grayscale, which lets a detector trained on colour photos also work
+on grey ones. :func:`letterbox` and :func:`unletterbox_boxes` are not random: they resize to
+the model's square input while keeping the aspect ratio, and map predictions back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+ImageArray = NDArray[np.uint8]
+BoxArray = NDArray[np.float32]
+LabelArray = NDArray[np.int64]
+Sample = tuple[ImageArray, BoxArray, LabelArray]
+
+# ITU-R BT.601 luma weights for RGB, the same ones PIL's "L" mode and OpenCV use.
+_LUMA_RGB = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Probabilities and ranges for :class:`DetectionAugment`.
+
+    Attributes:
+        flip_p: probability of a horizontal mirror.
+        crop_p: probability of a random crop.
+        crop_min_scale: smallest crop side as a fraction of the image side (each side is drawn
+            independently in ``[crop_min_scale, 1]``, so the aspect ratio may change a little).
+        crop_min_visible: a box is dropped when the part inside the crop is under this fraction
+            of its original area (0.4: a box mostly cut away is no longer a fair example).
+        crop_min_size: a box is dropped when its clipped width or height is under this many
+            pixels (slivers at the crop border teach the model nothing).
+        crop_attempts: random windows tried before giving up and keeping the whole image, when
+            every window would drop all of an image's boxes.
+        color_p: probability of a colour shift.
+        color_max_shift: per-channel offset drawn uniformly in ``[-max, +max]`` (grey levels).
+        grayscale_p: probability of converting to grey (still 3 equal channels).
+    """
+
+    flip_p: float = 0.5
+    crop_p: float = 0.5
+    crop_min_scale: float = 0.6
+    crop_min_visible: float = 0.4
+    crop_min_size: float = 2.0
+    crop_attempts: int = 10
+    color_p: float = 0.5
+    color_max_shift: int = 20
+    grayscale_p: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("flip_p", "crop_p", "color_p", "grayscale_p", "crop_min_visible"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
+        if not 0.0 < self.crop_min_scale <= 1.0:
+            raise ValueError(f"crop_min_scale must be in (0, 1], got {self.crop_min_scale}")
+        if self.crop_min_size < 0 or self.crop_attempts < 1:
+            raise ValueError("crop_min_size must be >= 0 and crop_attempts >= 1")
+        if not 0 <= self.color_max_shift <= 255:
+            raise ValueError(f"color_max_shift must be in [0, 255], got {self.color_max_shift}")
+
+
+def _check_sample(image: ImageArray, boxes: BoxArray, labels: LabelArray | None = None) -> None:
+    """Fail early with a readable message instead of a broadcasting error deep inside numpy."""
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"image must be uint8 (H, W, 3), got {image.dtype} {image.shape}")
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise ValueError(f"boxes must have shape (N, 4), got {boxes.shape}")
+    if labels is not None and labels.shape != (boxes.shape[0],):
+        raise ValueError(f"labels must have shape ({boxes.shape[0]},), got {labels.shape}")
+
+
+def hflip(image: ImageArray, boxes: BoxArray) -> tuple[ImageArray, BoxArray]:
+    """Mirror an image left-right and its boxes with it.
+
+    Args:
+        image: ``uint8 (H, W, 3)``.
+        boxes: ``float32 (N, 4)`` xyxy pixels.
+
+    Returns:
+        The mirrored image ``(H, W, 3)`` and boxes ``(N, 4)`` where ``x1' = W - x2`` and
+        ``x2' = W - x1`` (pixel-edge coordinates make this exact, and flipping twice is the
+        identity).
+    """
+    _check_sample(image, boxes)
+    width = image.shape[1]
+    flipped = np.ascontiguousarray(image[:, ::-1])
+    out = boxes.astype(np.float32, copy=True)
+    out[:, 0] = width - boxes[:, 2]
+    out[:, 2] = width - boxes[:, 0]
+    return flipped, out
+
+
+def crop(
+    image: ImageArray,
+    boxes: BoxArray,
+    labels: LabelArray,
+    window: tuple[int, int, int, int],
+    min_visible: float = 0.4,
+    min_size: float = 2.0,
+) -> Sample:
+    """Cut ``window`` out of the image and keep the boxes that are still fair examples.
+
+    Args:
+        image: ``uint8 (H, W, 3)``.
+        boxes: ``float32 (N, 4)`` xyxy pixels.
+        labels: ``int64 (N,)``.
+        window: ``(x0, y0, x1, y1)`` integer pixels, ``0 <= x0 < x1 <= W``, same for y.
+        min_visible: drop a box whose area inside the window is under this fraction of its
+            original area.
+        min_size: drop a box whose clipped width or height is under this many pixels.
+
+    Returns:
+        ``(image, boxes, labels)``: the crop ``(y1 - y0, x1 - x0, 3)``, the kept boxes
+        ``(M, 4)`` shifted into crop coordinates and clipped to it, and their labels ``(M,)``.
+    """
+    _check_sample(image, boxes, labels)
+    x0, y0, x1, y1 = window
+    height, width = image.shape[:2]
+    if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
+        raise ValueError(f"crop window {window} is not inside a {width}x{height} image")
+    cropped = np.ascontiguousarray(image[y0:y1, x0:x1])
+    shifted = boxes.astype(np.float32) - np.array([x0, y0, x0, y0], dtype=np.float32)
+    clipped = shifted.copy()
+    clipped[:, 0::2] = np.clip(shifted[:, 0::2], 0.0, float(x1 - x0))
+    clipped[:, 1::2] = np.clip(shifted[:, 1::2], 0.0, float(y1 - y0))
+    widths = clipped[:, 2] - clipped[:, 0]
+    heights = clipped[:, 3] - clipped[:, 1]
+    original_area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    # Degenerate originals (area 0) would divide by zero; they also fail the size test below.
+    visible = widths * heights / np.maximum(original_area, 1e-9)
+    keep = (visible >= min_visible) & (widths >= min_size) & (heights >= min_size)
+    return cropped, clipped[keep], labels[keep].astype(np.int64, copy=False)
+
+
+def random_crop(
+    image: ImageArray,
+    boxes: BoxArray,
+    labels: LabelArray,
+    rng: np.random.Generator,
+    config: AugmentConfig,
+) -> Sample:
+    """Crop a random sub-window whose sides are ``crop_min_scale..1`` of the image's.
+
+    Args:
+        image, boxes, labels: a sample, shapes ``(H, W, 3)``, ``(N, 4)``, ``(N,)``.
+        rng: the only source of randomness.
+        config: uses ``crop_min_scale``, ``crop_min_visible``, ``crop_min_size`` and
+            ``crop_attempts``.
+
+    Returns:
+        The cropped sample. If the image had boxes and every window tried dropped all of
+        them, the sample is returned uncropped: silently turning a labelled image into a
+        background one would teach the detector to miss objects.
+    """
+    height, width = image.shape[:2]
+    for _ in range(config.crop_attempts):
+        crop_w = max(1, round(width * rng.uniform(config.crop_min_scale, 1.0)))
+        crop_h = max(1, round(height * rng.uniform(config.crop_min_scale, 1.0)))
+        x0 = int(rng.integers(0, width - crop_w + 1))
+        y0 = int(rng.integers(0, height - crop_h + 1))
+        window = (x0, y0, x0 + crop_w, y0 + crop_h)
+        out = crop(image, boxes, labels, window, config.crop_min_visible, config.crop_min_size)
+        if len(out[1]) > 0 or len(boxes) == 0:
+            return out
+    return image.copy(), boxes.astype(np.float32, copy=True), labels.copy()
+
+
+def color_shift(
+    image: ImageArray, offsets: NDArray[np.integer] | tuple[int, int, int]
+) -> ImageArray:
+    """Add one offset per channel, clipping to ``0..255``.
+
+    Args:
+        image: ``uint8 (H, W, 3)``.
+        offsets: three integers (grey levels), one per channel, e.g. ``(10, -5, 0)``.
+
+    Returns:
+        ``uint8 (H, W, 3)``. Where nothing clips, each channel mean moves by its offset exactly.
+    """
+    shift = np.asarray(offsets, dtype=np.int16).reshape(1, 1, 3)
+    # int16 holds 255 + 255 and -255 without wrapping, unlike uint8 arithmetic.
+    out: ImageArray = np.clip(image.astype(np.int16) + shift, 0, 255).astype(np.uint8)
+    return out
+
+
+def to_grayscale(image: ImageArray) -> ImageArray:
+    """Convert an RGB image to grey, keeping three (equal) channels so models need no change.
+
+    Args:
+        image: ``uint8 (H, W, 3)`` RGB.
+
+    Returns:
+        ``uint8 (H, W, 3)`` with ``out[..., 0] == out[..., 1] == out[..., 2]``.
+    """
+    luma = image.astype(np.float32) @ _LUMA_RGB  # (H, W)
+    grey = np.clip(np.rint(luma), 0, 255).astype(np.uint8)
+    out: ImageArray = np.repeat(grey[:, :, None], 3, axis=2)
+    return out
+
+
+def letterbox(
+    image: ImageArray, boxes: BoxArray, size: int, fill: int = 114
+) -> tuple[ImageArray, BoxArray, float, tuple[int, int]]:
+    """Resize to a ``size x size`` square keeping the aspect ratio, padding the short side.
+
+    Args:
+        image: ``uint8 (H, W, 3)``.
+        boxes: ``float32 (N, 4)`` xyxy pixels of ``image`` (pass ``np.zeros((0, 4))`` when
+            serving).
+        size: side of the square model input, pixels.
+        fill: grey level of the padding (114, the usual mid-grey, is neutral after
+            normalisation).
+
+    Returns:
+        ``(image, boxes, scale, pad)``: the ``(size, size, 3)`` image, boxes in its pixels,
+        the scale factor (input pixels per original pixel) and ``pad = (left, top)`` in
+        pixels, so ``new = old * scale + pad``. :func:`unletterbox_boxes` inverts it.
+    """
+    _check_sample(image, boxes)
+    if size < 1:
+        raise ValueError(f"size must be positive, got {size}")
+    height, width = image.shape[:2]
+    scale = size / max(height, width)
+    new_w = min(size, max(1, round(width * scale)))
+    new_h = min(size, max(1, round(height * scale)))
+    # INTER_AREA avoids aliasing when shrinking; INTER_LINEAR is the better choice to enlarge.
+    interp = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
+    resized = cv2.resize(image, (new_w, new_h), interpolation=interp)
+    left, top = (size - new_w) // 2, (size - new_h) // 2
+    out = np.full((size, size, 3), fill, dtype=np.uint8)
+    out[top : top + new_h, left : left + new_w] = resized
+    # Boxes use the exact float scale (not new_w / width) so unletterbox inverts them exactly;
+    # the image's rounding to whole pixels differs from it by under half a pixel.
+    offset = np.array([left, top, left, top], dtype=np.float32)
+    new_boxes = (boxes.astype(np.float32) * np.float32(scale) + offset).astype(np.float32)
+    # float32 rounding can put an edge at e.g. 416.00003; keep the promise boxes are inside.
+    np.clip(new_boxes, 0.0, float(size), out=new_boxes)
+    return out, new_boxes, scale, (left, top)
+
+
+def unletterbox_boxes(
+    boxes: BoxArray, scale: float, pad: tuple[int, int], orig_w: int, orig_h: int
+) -> BoxArray:
+    """Map boxes predicted on a letterboxed input back to the original image's pixels.
+
+    Args:
+        boxes: ``float32 (N, 4)`` xyxy pixels of the letterboxed input.
+        scale, pad: as returned by :func:`letterbox`.
+        orig_w, orig_h: the original image size in pixels.
+
+    Returns:
+        ``float32 (N, 4)`` xyxy pixels of the original image, clipped to ``[0, W] x [0, H]``
+        (a prediction reaching into the padding must not leave the image).
+    """
+    left, top = pad
+    offset = np.array([left, top, left, top], dtype=np.float32)
+    out = (boxes.astype(np.float32) - offset) / np.float32(scale)
+    out[:, 0::2] = np.clip(out[:, 0::2], 0.0, float(orig_w))
+    out[:, 1::2] = np.clip(out[:, 1::2], 0.0, float(orig_h))
+    return out.astype(np.float32, copy=False)
+
+
+class DetectionAugment:
+    """Random crop, mirror, colour shift and grayscale, in that order, as one callable.
+
+    Cropping comes first so it works at full resolution; the colour operations come last
+    because they do not move pixels. Use :func:`letterbox` afterwards to reach the model size.
+
+    The generator is the only source of randomness, so ``DetectionAugment(cfg,
+    np.random.default_rng(0))`` yields the same sequence every run. With several DataLoader
+    workers, give each worker its own generator (e.g. seeded from ``seed + worker_id``):
+    copies of one generator would repeat the same augmentations in every worker.
+    """
+
+    def __init__(self, config: AugmentConfig, rng: np.random.Generator) -> None:
+        self.config = config
+        self.rng = rng
+
+    def __call__(self, image: ImageArray, boxes: BoxArray, labels: LabelArray) -> Sample:
+        """Augment one sample.
+
+        Args:
+            image: ``uint8 (H, W, 3)`` RGB.
+            boxes: ``float32 (N, 4)`` xyxy pixels.
+            labels: ``int64 (N,)``.
+
+        Returns:
+            ``(image, boxes, labels)`` with the same conventions; ``M <= N`` boxes survive.
+        """
+        _check_sample(image, boxes, labels)
+        cfg, rng = self.config, self.rng
+        original = image
+        boxes = boxes.astype(np.float32, copy=False)
+        labels = labels.astype(np.int64, copy=False)
+        if rng.random() < cfg.crop_p:
+            image, boxes, labels = random_crop(image, boxes, labels, rng, cfg)
+        if rng.random() < cfg.flip_p:
+            image, boxes = hflip(image, boxes)
+        if rng.random() < cfg.color_p:
+            offsets = rng.integers(-cfg.color_max_shift, cfg.color_max_shift + 1, size=3)
+            image = color_shift(image, offsets)
+        if rng.random() < cfg.grayscale_p:
+            image = to_grayscale(image)
+        if image is original:  # nothing applied: still hand back arrays the caller may mutate
+            image = image.copy()
+        return image, boxes.copy(), labels.copy()

@@ -1,0 +1,567 @@
+"""The one training loop: model-agnostic, readable top to bottom, reporting through a callback.
+
+The model-specific parts come in as three callables, so the same loop trains the detector and
+the face verifier:
+
+- ``train_batches(epoch) -> Iterable[batch]``: the mini-batches of one epoch (the callable
+  decides the shuffling, e.g. seeded with ``seed + epoch``);
+- ``step(model, batch) -> {"loss": Tensor, ...}``: a forward pass returning the scalar loss
+  to minimise plus any parts worth plotting (e.g. ``"box"``, ``"cls"``);
+- ``evaluate(model) -> {"map50": 0.61, ...}``: validation metrics, called once per epoch
+  under ``torch.no_grad()`` with the model in ``eval()`` mode.
+
+The optimisers and the learning-rate decay follow the deep-learning notes: Adam by default
+(beta1 0.9, beta2 0.999, eps 1e-8), RMSprop, or gradient descent with momentum 0.9; decay
+``alpha0 / (1 + decay_rate * epoch)``, ``alpha0 * k**epoch``, steps, or cosine. Training stops
+at ``max_epochs``, at the ``max_minutes`` wall-clock budget, or early when the validation
+metric has not improved for ``patience`` epochs; the weights of the best epoch are returned.
+
+Cancelling: ``on_progress`` may raise :class:`FitCancelled`. :func:`fit` catches it, puts
+the model back in ``train()`` mode and *returns* normally with ``stopped_reason ==
+"cancelled"`` and the best weights seen so far (``None`` if no epoch finished), so the caller
+can decide whether to keep them. Any other exception propagates unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping, Sized
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+import torch
+from torch import nn
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import (
+    CosineAnnealingLR,
+    ExponentialLR,
+    LambdaLR,
+    LRScheduler,
+    StepLR,
+)
+
+Batch = TypeVar("Batch")
+OptimizerName = Literal["adam", "rmsprop", "momentum"]
+ScheduleName = Literal["none", "inverse_time", "exponential", "step", "cosine"]
+StopReason = Literal["early_stopping", "max_epochs", "time_budget", "cancelled"]
+Phase = Literal["train", "eval", "done"]
+
+TRAINING_STATE_VERSION = 1
+
+
+class FitCancelled(Exception):
+    """Raise from ``on_progress`` to stop training; :func:`fit` returns a "cancelled" result."""
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite: training diverged (usually a too-high learning rate)."""
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Everything that shapes one training run; the API and the search build overrides on it.
+
+    Attributes:
+        optimizer: "adam" (default), "rmsprop" or "momentum" (SGD with momentum).
+        learning_rate: alpha0, the initial learning rate.
+        weight_decay: L2 penalty coefficient, applied to weights only (not biases or norm
+            parameters, which it would only pull towards zero without regularising).
+        batch_size: mini-batch size; a power of two as the notes recommend. ``fit`` does not
+            batch the data itself: this is validated here and read by whoever builds batches.
+        beta1, beta2, eps: Adam's moment decay rates and denominator term.
+        momentum: beta of gradient descent with momentum.
+        rmsprop_gamma: decay of RMSprop's running mean of squared gradients (Hinton's 0.9).
+        lr_schedule: "none", "inverse_time", "exponential", "step" or "cosine"; stepped once
+            per epoch.
+        decay_rate: for "inverse_time": ``alpha = alpha0 / (1 + decay_rate * epoch)``.
+        exp_gamma: for "exponential": ``alpha = alpha0 * exp_gamma ** epoch``.
+        step_epochs, step_gamma: for "step": multiply by ``step_gamma`` every ``step_epochs``.
+        min_lr: for "cosine": the rate reached at ``max_epochs``.
+        max_epochs: epochs at most.
+        max_minutes: wall-clock budget in minutes (``None``: no budget); whichever of this and
+            ``max_epochs`` comes first stops training.
+        patience: epochs without improvement before stopping early (``None``: never).
+        metric: key of ``evaluate()``'s result used for early stopping and the best epoch.
+        mode: "max" if a larger ``metric`` is better (mAP), "min" if smaller is (a loss).
+        min_delta: an improvement must beat the best by more than this to count.
+        grad_clip_norm: clip the global gradient L2 norm to this (``None``: no clipping).
+        seed: seeds torch's generator at the start of :func:`fit` (dropout and any torch
+            randomness in ``step``); seed the model's initialisation yourself, before building it.
+    """
+
+    optimizer: OptimizerName = "adam"
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 16
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    momentum: float = 0.9
+    rmsprop_gamma: float = 0.9
+    lr_schedule: ScheduleName = "none"
+    decay_rate: float = 0.1
+    exp_gamma: float = 0.95
+    step_epochs: int = 5
+    step_gamma: float = 0.9
+    min_lr: float = 0.0
+    max_epochs: int = 30
+    max_minutes: float | None = None
+    patience: int | None = 10
+    metric: str = "map50"
+    mode: Literal["max", "min"] = "max"
+    min_delta: float = 0.0
+    grad_clip_norm: float | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.batch_size & (self.batch_size - 1):
+            raise ValueError(
+                f"batch_size must be a power of two (1, 2, 4, 8, 16, 32, 64, ...), "
+                f"got {self.batch_size}"
+            )
+        if self.optimizer not in ("adam", "rmsprop", "momentum"):
+            raise ValueError(f"unknown optimizer {self.optimizer!r}")
+        if self.lr_schedule not in ("none", "inverse_time", "exponential", "step", "cosine"):
+            raise ValueError(f"unknown lr_schedule {self.lr_schedule!r}")
+        if self.mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min', got {self.mode!r}")
+        if self.learning_rate <= 0 or self.weight_decay < 0:
+            raise ValueError("learning_rate must be > 0 and weight_decay >= 0")
+        if self.max_epochs < 1 or (self.max_minutes is not None and self.max_minutes <= 0):
+            raise ValueError("max_epochs must be >= 1 and max_minutes > 0 when given")
+        if self.patience is not None and self.patience < 1:
+            raise ValueError(f"patience must be >= 1 or None, got {self.patience}")
+        if self.step_epochs < 1:
+            raise ValueError(f"step_epochs must be >= 1, got {self.step_epochs}")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress report, sent after every training step and every evaluation.
+
+    Attributes:
+        epoch: 0-based index of the current epoch (show ``epoch + 1`` to people).
+        max_epochs: the configured number of epochs.
+        step: steps done in this epoch (1-based after the first step; 0 before).
+        steps_in_epoch: steps per epoch, ``None`` while unknown (an iterable without
+            ``len()`` during the first epoch).
+        fraction: 0..1 of the run done, by epochs or by the time budget, whichever is further;
+            never decreases, and is 1.0 in the final report.
+        eta_seconds: estimated seconds left (``None`` before anything can be estimated).
+        elapsed_seconds: wall-clock seconds since :func:`fit` started.
+        lr: the current learning rate (of the first parameter group).
+        losses: the last step's losses as floats (train phase) or the epoch means (eval, done).
+        metrics: the last evaluation's metrics (empty before the first one).
+        phase: "train" after a step, "eval" after an evaluation, "done" at the end.
+    """
+
+    epoch: int
+    max_epochs: int
+    step: int
+    steps_in_epoch: int | None
+    fraction: float
+    eta_seconds: float | None
+    elapsed_seconds: float
+    lr: float
+    losses: dict[str, float]
+    metrics: dict[str, float]
+    phase: Phase
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """One epoch of history, for learning curves.
+
+    Attributes:
+        epoch: 0-based epoch index.
+        lr: learning rate used during this epoch.
+        train_loss: mean of the steps' ``"loss"``.
+        train_losses: mean of every key ``step`` returned.
+        metrics: ``evaluate()``'s result after this epoch.
+        seconds: wall-clock seconds of training plus evaluation.
+    """
+
+    epoch: int
+    lr: float
+    train_loss: float
+    train_losses: dict[str, float]
+    metrics: dict[str, float]
+    seconds: float
+
+
+@dataclass
+class FitResult:
+    """What a run produced.
+
+    Attributes:
+        best_state: ``state_dict`` copied (on CPU) at the best epoch; ``None`` only when
+            cancelled before any epoch finished.
+        best_metric: the best value of ``config.metric`` (``None`` as for ``best_state``).
+        best_epoch: 0-based index of that epoch (-1 if none).
+        history: one :class:`EpochRecord` per evaluated epoch.
+        stopped_reason: "early_stopping", "max_epochs", "time_budget" or "cancelled".
+        elapsed_seconds: wall-clock duration of :func:`fit`.
+    """
+
+    best_state: dict[str, torch.Tensor] | None
+    best_metric: float | None
+    best_epoch: int
+    history: list[EpochRecord] = field(default_factory=list)
+    stopped_reason: StopReason = "max_epochs"
+    elapsed_seconds: float = 0.0
+
+
+def make_optimizer(params: Iterable[nn.Parameter], config: FitConfig) -> Optimizer:
+    """Build the configured optimiser.
+
+    L2 weight decay goes only to tensors with two or more dimensions (conv and linear
+    weights): decaying biases and batch-norm scales does not regularise, it only shrinks them.
+    PyTorch's Adam adds ``weight_decay * w`` to the gradient, i.e. plain L2 as in the notes
+    (not AdamW's decoupled decay).
+
+    Args:
+        params: the parameters to train, e.g. ``model.parameters()``; frozen ones are skipped.
+        config: uses ``optimizer``, ``learning_rate``, ``weight_decay`` and the optimiser's own
+            constants.
+
+    Returns:
+        A ``torch.optim`` optimiser with two parameter groups (decayed, not decayed).
+    """
+    trainable = [p for p in params if p.requires_grad]
+    decayed = [p for p in trainable if p.ndim >= 2]
+    plain = [p for p in trainable if p.ndim < 2]
+    groups: list[dict[str, Any]] = [
+        {"params": decayed, "weight_decay": config.weight_decay},
+        {"params": plain, "weight_decay": 0.0},
+    ]
+    lr = config.learning_rate
+    if config.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=lr, betas=(config.beta1, config.beta2), eps=config.eps)
+    if config.optimizer == "rmsprop":
+        return torch.optim.RMSprop(groups, lr=lr, alpha=config.rmsprop_gamma, eps=config.eps)
+    # PyTorch folds alpha into the update (v = beta v + g; w -= alpha v): with a constant
+    # rate this is the notes' v = beta v + alpha g; w -= v.
+    return torch.optim.SGD(groups, lr=lr, momentum=config.momentum)
+
+
+def make_scheduler(optimizer: Optimizer, config: FitConfig) -> LRScheduler:
+    """Build the per-epoch learning-rate decay; call ``scheduler.step()`` after each epoch.
+
+    Args:
+        optimizer: the optimiser whose ``lr`` the scheduler sets.
+        config: uses ``lr_schedule`` and its constants. Epochs count from 0, so epoch 0
+            always trains at ``learning_rate``.
+
+    Returns:
+        A scheduler; for "none" a constant one, so the loop needs no special case.
+    """
+    schedule = config.lr_schedule
+    if schedule == "inverse_time":
+        rate = config.decay_rate
+        return LambdaLR(optimizer, lambda epoch: 1.0 / (1.0 + rate * epoch))
+    if schedule == "exponential":
+        return ExponentialLR(optimizer, gamma=config.exp_gamma)
+    if schedule == "step":
+        return StepLR(optimizer, step_size=config.step_epochs, gamma=config.step_gamma)
+    if schedule == "cosine":
+        return CosineAnnealingLR(optimizer, T_max=config.max_epochs, eta_min=config.min_lr)
+    return LambdaLR(optimizer, lambda epoch: 1.0)
+
+
+def training_state(
+    model: nn.Module,
+    optimizer: Optimizer,
+    config: FitConfig,
+    epoch: int,
+    best_metric: float | None,
+    scheduler: LRScheduler | None = None,
+) -> dict[str, Any]:
+    """Everything needed to resume a run, as plain containers of tensors and primitives.
+
+    The result loads with ``torch.load(..., weights_only=True)``; writing it (with a checksum)
+    is the caller's job.
+
+    Args:
+        model, optimizer: their ``state_dict()`` is taken (tensors are not copied).
+        config: stored as a dict (``FitConfig(**state["config"])`` rebuilds it).
+        epoch: 0-based index of the last finished epoch.
+        best_metric: best validation metric so far, or ``None``.
+        scheduler: optional; otherwise rebuild it from ``config`` with ``last_epoch=epoch``.
+
+    Returns:
+        ``{"format_version", "model", "optimizer", "scheduler", "config", "epoch",
+        "best_metric"}``.
+    """
+    return {
+        "format_version": TRAINING_STATE_VERSION,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": None if scheduler is None else scheduler.state_dict(),
+        "config": dataclasses.asdict(config),
+        "epoch": epoch,
+        "best_metric": best_metric,
+    }
+
+
+class EarlyStopping:
+    """Tracks the best value of a metric and how many epochs have passed without beating it.
+
+    Args:
+        patience: epochs without improvement before :attr:`should_stop` (``None``: never).
+        mode: "max" if larger is better, "min" if smaller is.
+        min_delta: an improvement must beat the best by more than this.
+    """
+
+    def __init__(self, patience: int | None, mode: Literal["max", "min"], min_delta: float):
+        self.patience = patience
+        self.sign = 1.0 if mode == "max" else -1.0  # compare as "larger is better"
+        self.min_delta = min_delta
+        self.best: float | None = None
+        self.epochs_without_improvement = 0
+
+    def update(self, value: float) -> bool:
+        """Record one epoch's metric; return True if it is a new best."""
+        if math.isnan(value):
+            improved = False  # a NaN metric (e.g. no validation boxes) is never a new best
+        elif self.best is None:
+            improved = True
+        else:
+            improved = self.sign * (value - self.best) > self.min_delta
+        if improved:
+            self.best = value
+            self.epochs_without_improvement = 0
+        else:
+            self.epochs_without_improvement += 1
+        return improved
+
+    @property
+    def should_stop(self) -> bool:
+        """True once ``patience`` epochs in a row brought no improvement."""
+        return self.patience is not None and self.epochs_without_improvement >= self.patience
+
+
+class _Clock:
+    """Elapsed time, the time budget, and the monotonic fraction-done estimate."""
+
+    def __init__(self, config: FitConfig) -> None:
+        self.start = time.monotonic()
+        self.budget = None if config.max_minutes is None else config.max_minutes * 60.0
+        self.max_epochs = config.max_epochs
+        self.last_fraction = 0.0
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+    def out_of_time(self) -> bool:
+        return self.budget is not None and self.elapsed() >= self.budget
+
+    def fraction(self, epoch: int, step: int, steps: int | None) -> float:
+        """Fraction done by epochs or by time, whichever is further; never goes back."""
+        in_epoch = 0.0 if not steps else min(step / steps, 1.0)
+        by_epochs = (epoch + in_epoch) / self.max_epochs
+        by_time = 0.0 if self.budget is None else self.elapsed() / self.budget
+        self.last_fraction = max(self.last_fraction, min(1.0, max(by_epochs, by_time)))
+        return self.last_fraction
+
+    def eta(self, fraction: float) -> float | None:
+        if fraction <= 0.0:
+            return None
+        return self.elapsed() * (1.0 - fraction) / fraction
+
+
+@dataclass
+class _Run:
+    """Mutable state of one :func:`fit` call, so the helpers below stay short."""
+
+    model: nn.Module
+    config: FitConfig
+    optimizer: Optimizer
+    clock: _Clock
+    on_progress: Callable[[Progress], None] | None
+    stopper: EarlyStopping
+    result: FitResult
+    metrics: dict[str, float] = field(default_factory=dict)
+    steps_in_epoch: int | None = None
+
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def report(self, epoch: int, step: int, losses: Mapping[str, float], phase: Phase) -> None:
+        if self.on_progress is None:
+            return
+        fraction = 1.0 if phase == "done" else self.clock.fraction(epoch, step, self.steps_in_epoch)
+        progress = Progress(
+            epoch=epoch,
+            max_epochs=self.config.max_epochs,
+            step=step,
+            steps_in_epoch=self.steps_in_epoch,
+            fraction=fraction,
+            eta_seconds=0.0 if phase == "done" else self.clock.eta(fraction),
+            elapsed_seconds=self.clock.elapsed(),
+            lr=self.lr(),
+            losses=dict(losses),
+            metrics=dict(self.metrics),
+            phase=phase,
+        )
+        self.on_progress(progress)
+
+
+def _train_step(
+    run: _Run, step: Callable[[nn.Module, Batch], dict[str, torch.Tensor]], batch: Batch
+) -> dict[str, float]:
+    """Forward, backward, clip, update; return the losses as floats."""
+    losses = step(run.model, batch)
+    if "loss" not in losses:
+        raise KeyError(f"step() must return a 'loss' entry, got keys {sorted(losses)}")
+    loss = losses["loss"]
+    # .item() syncs the device once per step, which we need anyway to catch divergence early.
+    values = {name: float(value.detach().item()) for name, value in losses.items()}
+    if not math.isfinite(values["loss"]):
+        raise NonFiniteLossError(
+            f"loss is {values['loss']}: training diverged; try a lower learning_rate "
+            f"(now {run.lr():g}) or set grad_clip_norm"
+        )
+    run.optimizer.zero_grad(set_to_none=True)
+    torch.autograd.backward(loss)
+    if run.config.grad_clip_norm is not None:
+        nn.utils.clip_grad_norm_(run.model.parameters(), run.config.grad_clip_norm)
+    run.optimizer.step()
+    return values
+
+
+def _train_epoch(
+    run: _Run,
+    epoch: int,
+    batches: Iterable[Batch],
+    step: Callable[[nn.Module, Batch], dict[str, torch.Tensor]],
+) -> tuple[dict[str, float], bool]:
+    """Train one epoch; return the mean of each loss and whether the time budget ran out."""
+    if isinstance(batches, Sized):
+        run.steps_in_epoch = len(batches)
+    sums: dict[str, float] = {}
+    done = 0
+    out_of_time = False
+    for batch in batches:
+        values = _train_step(run, step, batch)
+        for name, value in values.items():
+            sums[name] = sums.get(name, 0.0) + value
+        done += 1
+        run.report(epoch, done, values, "train")
+        if run.clock.out_of_time():
+            out_of_time = True
+            break
+    run.steps_in_epoch = run.steps_in_epoch or done  # learnt from the first epoch if unsized
+    return {name: total / max(done, 1) for name, total in sums.items()}, out_of_time
+
+
+def _evaluate(
+    model: nn.Module, evaluate: Callable[[nn.Module], Mapping[str, float]], metric: str
+) -> dict[str, float]:
+    """Run ``evaluate`` under no_grad in eval mode (dropout off, batch-norm running stats)."""
+    model.eval()
+    try:
+        with torch.no_grad():
+            metrics = {name: float(value) for name, value in evaluate(model).items()}
+    finally:
+        model.train()
+    if metric not in metrics:
+        raise KeyError(f"evaluate() returned {sorted(metrics)}; FitConfig.metric is {metric!r}")
+    return metrics
+
+
+def _state_copy(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A CPU copy of the weights that later optimiser steps cannot change."""
+    return {name: t.detach().to("cpu", copy=True) for name, t in model.state_dict().items()}
+
+
+def _run_epochs(
+    run: _Run,
+    train_batches: Callable[[int], Iterable[Batch]],
+    step: Callable[[nn.Module, Batch], dict[str, torch.Tensor]],
+    evaluate: Callable[[nn.Module], Mapping[str, float]],
+    scheduler: LRScheduler,
+) -> StopReason:
+    """The epoch loop: train, evaluate, keep the best, decay the rate, decide to stop."""
+    config, result = run.config, run.result
+    for epoch in range(config.max_epochs):
+        started, lr = time.monotonic(), run.lr()
+        means, out_of_time = _train_epoch(run, epoch, train_batches(epoch), step)
+        # Even when the budget ran out mid-epoch we evaluate once, so a best state exists.
+        run.metrics = _evaluate(run.model, evaluate, config.metric)
+        if run.stopper.update(run.metrics[config.metric]):
+            result.best_state = _state_copy(run.model)
+            result.best_metric, result.best_epoch = run.stopper.best, epoch
+        result.history.append(
+            EpochRecord(
+                epoch,
+                lr,
+                means.get("loss", math.nan),
+                means,
+                run.metrics,
+                time.monotonic() - started,
+            )
+        )
+        scheduler.step()
+        run.report(epoch, run.steps_in_epoch or 0, means, "eval")
+        if run.stopper.should_stop:
+            return "early_stopping"
+        if out_of_time or run.clock.out_of_time():
+            return "time_budget"
+    return "max_epochs"
+
+
+def fit(
+    model: nn.Module,
+    train_batches: Callable[[int], Iterable[Batch]],
+    step: Callable[[nn.Module, Batch], dict[str, torch.Tensor]],
+    evaluate: Callable[[nn.Module], Mapping[str, float]],
+    config: FitConfig,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> FitResult:
+    """Train ``model`` until max_epochs, the time budget, early stopping, or cancellation.
+
+    Args:
+        model: any ``nn.Module``, already on its device; it is trained in place and left in
+            ``train()`` mode with the *last* weights (load ``result.best_state`` for the best).
+        train_batches: ``epoch -> iterable of batches`` for that epoch (0-based epoch).
+        step: ``(model, batch) -> losses``; must contain a scalar ``"loss"`` to minimise.
+        evaluate: ``model -> metrics``; must contain ``config.metric``.
+        config: the run's settings.
+        on_progress: called after every step and evaluation; raise :class:`FitCancelled`
+            from it to stop (then ``fit`` returns a result with ``stopped_reason ==
+            "cancelled"``). Keep it cheap or throttle it: it runs on the training thread.
+
+    Returns:
+        A :class:`FitResult`. Raises :class:`NonFiniteLossError` if the loss diverges, and
+        ``KeyError`` if ``step`` or ``evaluate`` omit the required keys.
+    """
+    torch.manual_seed(config.seed)
+    optimizer = make_optimizer(model.parameters(), config)
+    scheduler = make_scheduler(optimizer, config)
+    run = _Run(
+        model=model,
+        config=config,
+        optimizer=optimizer,
+        clock=_Clock(config),
+        on_progress=on_progress,
+        stopper=EarlyStopping(config.patience, config.mode, config.min_delta),
+        result=FitResult(best_state=None, best_metric=None, best_epoch=-1),
+    )
+    model.train()
+    try:
+        reason = _run_epochs(run, train_batches, step, evaluate, scheduler)
+    except FitCancelled:
+        reason = "cancelled"
+    finally:
+        model.train()  # also after any other exception, so the caller's model is not left in eval
+    run.result.stopped_reason = reason
+    run.result.elapsed_seconds = run.clock.elapsed()
+    if reason != "cancelled":
+        last = run.result.history[-1]
+        # The run is over: a FitCancelled raised by this last report changes nothing.
+        with contextlib.suppress(FitCancelled):
+            run.report(last.epoch, run.steps_in_epoch or 0, last.train_losses, "done")
+    return run.result

@@ -1,0 +1,406 @@
+"""Pascal VOC reader for a user's folder, tolerant of the defects real data sets have.
+
+One bad file never stops an import: each problem becomes a :class:`VocWarning` (file name
+and reason) and the offending box, record or file is fixed or skipped as documented in
+:func:`read_voc`.
+
+Boxes come out in the house format, ``xyxy`` float pixels. VOC coordinates are taken as
+written (no 1-based shift), as torchvision and most labelling tools do.
+
+XML safety: annotations come from users, so files over :data:`MAX_XML_BYTES` are refused and
+any file declaring a DTD entity is refused (VOC never needs one; this rules out "billion
+laughs" expansion whatever the expat version). ``xml.etree.ElementTree`` never fetches
+external entities, so no file or URL outside the folder is read through the XML. Image paths
+are likewise only looked up *inside* the folder: the ``<path>``/``<filename>`` elements are
+reduced to their base name, so an XML cannot point the importer at ``/etc`` or ``../..``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath, PureWindowsPath
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+MAX_XML_BYTES = 4 * 1024 * 1024  # a VOC file with 1,000 boxes is about 250 kB
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+ANNOTATION_DIRS = ("Annotations", "annotations")
+IMAGE_DIRS = ("JPEGImages", "images", "Images")
+SPLIT_NAMES = ("train", "val", "test")
+# "<!ENTITY" as bytes in each encoding expat auto-detects, so UTF-16 files cannot slip past.
+# (Expat >= 2.4.1 also limits entity expansion itself; this keeps us safe on older builds.)
+_ENTITY_MARKERS = tuple("<!ENTITY".encode(enc) for enc in ("utf-8", "utf-16-le", "utf-16-be"))
+
+
+@dataclass(frozen=True)
+class VocWarning:
+    """One problem found while reading.
+
+    Attributes:
+        file: the file's name relative to the root (e.g. ``Annotations/BloodImage_00338.xml``).
+        code: a stable machine-readable kind: "zero_area", "out_of_bounds", "outside_image",
+            "invalid_box", "unknown_class", "whitespace_class", "empty_class", "missing_image",
+            "unreadable_image", "malformed_xml", "xml_too_large", "size_mismatch",
+            "split_missing".
+        reason: a sentence for people saying what was wrong and what was done about it.
+    """
+
+    file: str
+    code: str
+    reason: str
+
+
+@dataclass(frozen=True, eq=False)
+class VocRecord:
+    """One annotated image.
+
+    Attributes:
+        stem: the annotation's file name without extension (the id used by ImageSets).
+        image_path: where the image is.
+        width, height: the image's real size in pixels (read from the image, not the XML).
+        boxes: ``float32 (N, 4)`` xyxy pixels, inside ``[0, width] x [0, height]``, area > 0.
+        class_names: ``N`` names, whitespace stripped.
+        labels: ``int64 (N,)`` indices into :attr:`VocDataset.class_names`.
+    """
+
+    stem: str
+    image_path: Path
+    width: int
+    height: int
+    boxes: NDArray[np.float32]
+    class_names: tuple[str, ...]
+    labels: NDArray[np.int64]
+
+
+@dataclass
+class VocDataset:
+    """The result of :func:`read_voc`.
+
+    Attributes:
+        root: the folder read.
+        records: one per usable annotation, sorted by stem.
+        class_names: sorted names found, or the ``class_names`` given, in that order.
+        splits: the authors' ``ImageSets/Main/{train,val,test}.txt`` (split -> stems that
+            have a record); empty if the folder has none.
+        warnings: every problem found, in reading order.
+    """
+
+    root: Path
+    records: list[VocRecord]
+    class_names: list[str]
+    splits: dict[str, list[str]] = field(default_factory=dict)
+    warnings: list[VocWarning] = field(default_factory=list)
+
+    @property
+    def num_boxes(self) -> int:
+        """Total number of boxes kept over all records."""
+        return sum(len(record.boxes) for record in self.records)
+
+
+@dataclass
+class _Parsed:
+    """One XML's content before the class list is known."""
+
+    stem: str
+    image_path: Path
+    width: int
+    height: int
+    boxes: list[tuple[float, float, float, float]]
+    names: list[str]
+
+
+class _Reader:
+    """Reads one folder; holds the warning list and the once-per-name whitespace memory."""
+
+    def __init__(self, root: Path, class_names: Sequence[str] | None) -> None:
+        self.root = root
+        self.known = None if class_names is None else {name.strip() for name in class_names}
+        self.warnings: list[VocWarning] = []
+        self.whitespace_warned: set[str] = set()
+
+    def warn(self, path: Path, code: str, reason: str) -> None:
+        self.warnings.append(VocWarning(_relative(path, self.root), code, reason))
+
+    def annotation_files(self) -> list[Path]:
+        """XMLs in ``Annotations/`` or ``annotations/``, else anywhere under the root."""
+        found: dict[Path, Path] = {}
+        for name in ANNOTATION_DIRS:
+            folder = self.root / name
+            if folder.is_dir():
+                # resolve() merges the two names on case-insensitive file systems.
+                found.update((p.resolve(), p) for p in folder.glob("*.xml"))
+        if not found:
+            found.update((p.resolve(), p) for p in self.root.rglob("*.xml"))
+        return sorted(found.values(), key=lambda p: (p.stem, str(p)))
+
+    def parse_file(self, xml_path: Path) -> _Parsed | None:
+        """Parse one annotation; ``None`` (with a warning) if the file must be skipped."""
+        root = self.load_xml(xml_path)
+        if root is None:
+            return None
+        image_path = self.find_image(xml_path, root)
+        if image_path is None:
+            self.warn(xml_path, "missing_image", "image not found; annotation skipped")
+            return None
+        size = self.image_size(xml_path, image_path)
+        if size is None:
+            return None
+        self.check_size(xml_path, root, size)
+        boxes, names = self.parse_objects(xml_path, root, size)
+        return _Parsed(xml_path.stem, image_path, size[0], size[1], boxes, names)
+
+    def load_xml(self, xml_path: Path) -> ET.Element | None:
+        """Read and parse with the size and entity guards described in the module docstring."""
+        try:
+            if xml_path.stat().st_size > MAX_XML_BYTES:
+                self.warn(xml_path, "xml_too_large", f"over {MAX_XML_BYTES} bytes; skipped")
+                return None
+            data = xml_path.read_bytes()
+        except OSError as error:
+            self.warn(xml_path, "malformed_xml", f"cannot read file ({error}); skipped")
+            return None
+        if any(marker in data for marker in _ENTITY_MARKERS):
+            self.warn(xml_path, "malformed_xml", "declares XML entities (not allowed); skipped")
+            return None
+        try:
+            root = ET.fromstring(data)
+        except ET.ParseError as error:
+            self.warn(xml_path, "malformed_xml", f"not well-formed XML ({error}); skipped")
+            return None
+        if root.tag != "annotation":
+            self.warn(xml_path, "malformed_xml", f"root is <{root.tag}>, not <annotation>")
+            return None
+        return root
+
+    def find_image(self, xml_path: Path, root: ET.Element) -> Path | None:
+        """Look for the image inside the folder by ``<filename>``, ``<path>``, then the stem."""
+        names: list[str] = []
+        for tag in ("filename", "path"):
+            text = (root.findtext(tag) or "").strip()
+            if text:
+                # Base name only (Windows or POSIX separators): never leave the folder.
+                names.append(PureWindowsPath(PurePath(text).name).name)
+        stems = [PurePath(n).stem for n in names] + [xml_path.stem]
+        names += [stem + suffix for stem in stems for suffix in IMAGE_SUFFIXES]
+        names += [stem + suffix.upper() for stem in stems for suffix in IMAGE_SUFFIXES]
+        folders = [self.root / d for d in IMAGE_DIRS] + [xml_path.parent, self.root]
+        for folder in folders:
+            for name in names:
+                candidate = folder / name
+                if name and candidate.is_file():
+                    return candidate
+        return None
+
+    def image_size(self, xml_path: Path, image_path: Path) -> tuple[int, int] | None:
+        """Decode the image to prove it is readable; return ``(width, height)`` in pixels."""
+        try:
+            with Image.open(image_path) as image:
+                size = image.size
+                # draft() lets JPEG decode at 1/8 scale: every byte is still parsed (so a
+                # truncated file fails) at a fraction of the cost of a full decode.
+                image.draft("RGB", (max(1, size[0] // 8), max(1, size[1] // 8)))
+                image.load()
+        except (OSError, ValueError, Image.DecompressionBombError) as error:
+            self.warn(xml_path, "unreadable_image", f"image {image_path.name} unreadable ({error})")
+            return None
+        return size
+
+    def check_size(self, xml_path: Path, root: ET.Element, size: tuple[int, int]) -> None:
+        """Warn when ``<size>`` disagrees with the image; the image's size is what is used."""
+        width, height = _number(root.findtext("size/width")), _number(root.findtext("size/height"))
+        if not width or not height:
+            return  # absent or 0 (some tools write 0 for "unknown"): nothing to disagree with
+        if (width, height) != (float(size[0]), float(size[1])):
+            self.warn(
+                xml_path,
+                "size_mismatch",
+                f"XML size {_fmt(width)}x{_fmt(height)} differs from the image's "
+                f"{size[0]}x{size[1]}; using the image's",
+            )
+
+    def parse_objects(
+        self, xml_path: Path, root: ET.Element, size: tuple[int, int]
+    ) -> tuple[list[tuple[float, float, float, float]], list[str]]:
+        """Every ``<object>``'s box and name, after fixing or skipping bad ones."""
+        boxes: list[tuple[float, float, float, float]] = []
+        names: list[str] = []
+        unknown: dict[str, int] = {}
+        for index, obj in enumerate(root.iter("object")):
+            name = self.class_name(xml_path, obj.findtext("name"))
+            if name is None:
+                continue
+            if self.known is not None and name not in self.known:
+                unknown[name] = unknown.get(name, 0) + 1
+                continue
+            box = self.parse_box(xml_path, obj, index, size)
+            if box is not None:
+                boxes.append(box)
+                names.append(name)
+        for name, count in unknown.items():
+            self.warn(xml_path, "unknown_class", f"{count} box(es) of unknown class {name!r}")
+        return boxes, names
+
+    def class_name(self, xml_path: Path, raw: str | None) -> str | None:
+        """Strip whitespace (warned once per distinct raw name); ``None`` if empty."""
+        name = (raw or "").strip()
+        if not name:
+            self.warn(xml_path, "empty_class", "object without a class name; skipped")
+            return None
+        if name != raw and raw not in self.whitespace_warned:
+            self.whitespace_warned.add(raw or "")
+            self.warn(
+                xml_path,
+                "whitespace_class",
+                f"class name {raw!r} has stray whitespace; using {name!r}",
+            )
+        return name
+
+    def parse_box(
+        self, xml_path: Path, obj: ET.Element, index: int, size: tuple[int, int]
+    ) -> tuple[float, float, float, float] | None:
+        """One ``<bndbox>`` as xyxy pixels, clipped to the image; ``None`` if unusable."""
+        width, height = size
+        raw = [_number(obj.findtext(f"bndbox/{tag}")) for tag in ("xmin", "ymin", "xmax", "ymax")]
+        where = f"object {index} {[_fmt(c) for c in raw]}"
+        coords = [c for c in raw if c is not None and np.isfinite(c)]
+        if len(coords) != 4:
+            self.warn(xml_path, "invalid_box", f"{where}: missing or non-numeric bndbox; skipped")
+            return None
+        x1, y1, x2, y2 = coords
+        if x2 <= x1 or y2 <= y1:
+            self.warn(xml_path, "zero_area", f"{where}: zero-area box; skipped")
+            return None
+        if x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height:
+            self.warn(xml_path, "outside_image", f"{where}: box outside the image; skipped")
+            return None
+        clipped = (max(x1, 0.0), max(y1, 0.0), min(x2, float(width)), min(y2, float(height)))
+        if clipped != (x1, y1, x2, y2):
+            self.warn(xml_path, "out_of_bounds", f"{where}: box out of bounds; clipped")
+        return clipped
+
+    def read_splits(self, stems: set[str]) -> dict[str, list[str]]:
+        """The authors' split lists, keeping only stems that produced a record."""
+        splits: dict[str, list[str]] = {}
+        for split in SPLIT_NAMES:
+            path = self.root / "ImageSets" / "Main" / f"{split}.txt"
+            if not path.is_file():
+                continue
+            listed = [line.strip() for line in path.read_text(errors="replace").splitlines()]
+            listed = [stem for stem in listed if stem]
+            splits[split] = [stem for stem in listed if stem in stems]
+            missing = len(listed) - len(splits[split])
+            if missing:
+                self.warn(path, "split_missing", f"{missing} listed image(s) have no record")
+        return splits
+
+
+def _number(text: str | None) -> float | None:
+    """A float from an XML text, ``None`` if absent or not a number."""
+    try:
+        return float((text or "").strip())
+    except ValueError:
+        return None
+
+
+def _fmt(value: float | None) -> str:
+    """A number as written in a warning, ``?`` when missing."""
+    return "?" if value is None else f"{value:g}"
+
+
+def _relative(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` when it is inside it, as a POSIX string."""
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def _to_record(parsed: _Parsed, index: dict[str, int]) -> VocRecord:
+    """Freeze a parsed file into arrays once the class index is known."""
+    boxes = np.asarray(parsed.boxes, dtype=np.float32).reshape(-1, 4)
+    labels = np.asarray([index[name] for name in parsed.names], dtype=np.int64)
+    return VocRecord(
+        stem=parsed.stem,
+        image_path=parsed.image_path,
+        width=parsed.width,
+        height=parsed.height,
+        boxes=boxes,
+        class_names=tuple(parsed.names),
+        labels=labels,
+    )
+
+
+def read_voc(root: Path, *, class_names: Sequence[str] | None = None) -> VocDataset:
+    """Read a Pascal VOC folder: annotations, images, classes, the authors' splits, warnings.
+
+    Annotations are the ``*.xml`` in ``Annotations/`` or ``annotations/``, or if neither
+    exists, anywhere under ``root`` (beside the images). Each image is looked for in
+    ``JPEGImages/``, ``images/``, beside its XML, or in ``root``, by the ``<filename>`` or
+    ``<path>`` base name or the XML's stem with a common image extension.
+
+    What is done with each defect (each is also a :class:`VocWarning`):
+
+    - zero-area or inverted box, non-numeric box, empty class name: box skipped;
+    - box partly outside the image: clipped; entirely outside: skipped;
+    - class name with stray whitespace: stripped (warned once per distinct name);
+    - unknown class (only when ``class_names`` is given): box skipped;
+    - ``<size>`` disagreeing with the image: the image's size is used;
+    - image missing or unreadable: record skipped;
+    - malformed, oversized or entity-declaring XML: file skipped.
+
+    Args:
+        root: the folder.
+        class_names: the classes to keep, in label order; by default every name found,
+            sorted.
+
+    Returns:
+        A :class:`VocDataset`; records sorted by stem, labels indexing ``class_names``.
+    """
+    root = Path(root)
+    reader = _Reader(root, class_names)
+    parsed: list[_Parsed] = []
+    for xml_path in reader.annotation_files():
+        item = reader.parse_file(xml_path)
+        if item is not None:
+            parsed.append(item)
+    if class_names is None:
+        names = sorted({name for item in parsed for name in item.names})
+    else:
+        names = list(dict.fromkeys(name.strip() for name in class_names))
+    index = {name: i for i, name in enumerate(names)}
+    records = [_to_record(item, index) for item in parsed]
+    splits = reader.read_splits({record.stem for record in records})
+    return VocDataset(root, records, names, splits, reader.warnings)
+
+
+def deterministic_split(
+    stems: Iterable[str], seed: int = 0, fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
+) -> dict[str, list[str]]:
+    """Split image ids into train/val/test by a stable hash of ``seed`` and each id.
+
+    Each stem's split depends only on itself and the seed, so adding images later never moves
+    an old one between splits (a reshuffle would leak test images into training).
+
+    Args:
+        stems: image ids, e.g. ``[r.stem for r in dataset.records]``.
+        seed: a different seed gives a different, equally stable split.
+        fractions: expected shares of ``(train, val, test)``; non-negative, summing to 1.
+
+    Returns:
+        ``{"train": [...], "val": [...], "test": [...]}`` with stems in input order.
+    """
+    if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1.0) > 1e-6:
+        raise ValueError(f"fractions must be 3 non-negative numbers summing to 1: {fractions}")
+    bounds = (fractions[0], fractions[0] + fractions[1])
+    out: dict[str, list[str]] = {name: [] for name in SPLIT_NAMES}
+    for stem in stems:
+        digest = hashlib.sha256(f"{seed}\x00{stem}".encode()).digest()
+        u = int.from_bytes(digest[:8], "big") / 2.0**64  # uniform in [0, 1)
+        split = "train" if u < bounds[0] else "val" if u < bounds[1] else "test"
+        out[split].append(stem)
+    return out
