@@ -42,6 +42,8 @@ INSTALLED_APPS = [
     "webapp.images",
     "webapp.jobs",
     "webapp.api",
+    "webapp.detection",
+    "training",
 ]
 
 MIDDLEWARE = [

@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from webapp.accounts import views as account_views
+from webapp.detection.api import DeepStackDetectionView
 from webapp.images import views as image_views
 from webapp.jobs import views as job_views
 
@@ -10,6 +11,7 @@ urlpatterns = [
     path("", image_views.gallery, name="gallery"),
     path("upload/", image_views.upload_page, name="upload"),
     path("images/<int:image_id>/", image_views.image_detail, name="image-detail"),
+    path("images/<int:image_id>/detect/", image_views.image_detect, name="image-detect"),
     path("datasets/", image_views.dataset_list, name="datasets"),
     path("datasets/<int:dataset_id>/", image_views.dataset_detail, name="dataset-detail"),
     path("datasets/<int:dataset_id>/stats/", image_views.dataset_stats, name="dataset-stats"),
@@ -23,4 +25,5 @@ urlpatterns = [
     path("media/<path:path>", image_views.media, name="media"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("webapp.api.urls", namespace="api")),
+    path("v1/vision/detection", DeepStackDetectionView.as_view(), name="deepstack-detection"),
 ]

@@ -4,6 +4,7 @@ from rest_framework.routers import DefaultRouter
 
 from webapp.api import views
 from webapp.api.errors import json_not_found
+from webapp.detection.api import DetectView
 
 router = DefaultRouter()
 router.register("datasets", views.DatasetViewSet, basename="dataset")
@@ -15,6 +16,7 @@ app_name = "api"
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("detect/", DetectView.as_view(), name="detect"),
     path("", include(router.urls)),
     re_path(r"^.*$", json_not_found),
 ]

@@ -93,3 +93,72 @@ class Image(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("image-detail", args=[self.pk])
+
+
+class BoxOrigin(models.TextChoices):
+    HUMAN = "human", "Human"
+    MODEL = "model", "Model"
+
+
+class Box(models.Model):
+    """One object: xyxy in pixels of the stored image. Human boxes are ground truth."""
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="boxes")
+    label_class = models.ForeignKey(LabelClass, on_delete=models.CASCADE, related_name="boxes")
+    x1 = models.FloatField()
+    y1 = models.FloatField()
+    x2 = models.FloatField()
+    y2 = models.FloatField()
+    origin = models.CharField(max_length=8, choices=BoxOrigin.choices, default=BoxOrigin.HUMAN)
+    model_version = models.ForeignKey(
+        "training.ModelVersion",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="boxes",
+    )
+    score = models.FloatField(null=True, blank=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["image", "-score", "id"]
+        indexes = [models.Index(fields=["image", "origin"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(x2__gt=models.F("x1")) & models.Q(y2__gt=models.F("y1")),
+                name="box_has_area",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label_class.name} [{self.x1:.0f},{self.y1:.0f},{self.x2:.0f},{self.y2:.0f}]"
+
+    @property
+    def xyxy(self) -> list[float]:
+        return [self.x1, self.y1, self.x2, self.y2]
+
+
+class Split(models.TextChoices):
+    TRAIN = "train", "Train"
+    TRAIN_VAL = "train_val", "Train-val"
+    VAL = "val", "Validation"
+    TEST = "test", "Test"
+
+
+class SplitAssignment(models.Model):
+    """Which split an image belongs to under a scheme; persisted, never reshuffled."""
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="splits")
+    scheme = models.CharField(max_length=32, default="default")
+    split = models.CharField(max_length=16, choices=Split.choices)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["image", "scheme"], name="one_split_per_scheme")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.image_id}:{self.scheme}={self.split}"

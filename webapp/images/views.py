@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils._os import safe_join
@@ -23,7 +23,14 @@ GALLERY_PAGE_SIZE = 48
 
 @require_GET
 def gallery(request: HttpRequest) -> HttpResponse:
-    images = Image.objects.select_related("dataset")
+    images = (
+        Image.objects.select_related("dataset")
+        .order_by("-created_at", "-id")
+        .annotate(
+            human_boxes=Count("boxes", filter=Q(boxes__origin="human")),
+            model_boxes=Count("boxes", filter=Q(boxes__origin="model")),
+        )
+    )
     filters = {key: request.GET.get(key, "") for key in ("dataset", "source", "status")}
     if filters["dataset"].isdigit():
         images = images.filter(dataset_id=int(filters["dataset"]))
@@ -63,7 +70,44 @@ def upload_page(request: HttpRequest) -> HttpResponse:
 @require_GET
 def image_detail(request: HttpRequest, image_id: int) -> HttpResponse:
     image = get_object_or_404(Image.objects.select_related("dataset", "uploaded_by"), pk=image_id)
-    return render(request, "images/detail.html", {"image": image})
+    boxes = [
+        {
+            "id": b.pk,
+            "label": b.label_class.name,
+            "color": b.label_class.color,
+            "box": [round(v, 1) for v in b.xyxy],
+            "origin": b.origin,
+            "score": None if b.score is None else round(b.score, 4),
+            "model_version": b.model_version_id,
+        }
+        for b in image.boxes.select_related("label_class")
+    ]
+    return render(
+        request,
+        "images/detail.html",
+        {
+            "image": image,
+            "boxes": boxes,
+            "can_edit": user_can_edit(request.user),
+            "has_model_boxes": any(b["origin"] == "model" for b in boxes),
+        },
+    )
+
+
+@require_POST
+def image_detect(request: HttpRequest, image_id: int) -> HttpResponse:
+    image = get_object_or_404(Image, pk=image_id)
+    if not user_can_edit(request.user):
+        messages.error(request, "Your role (viewer) cannot start jobs.")
+        return redirect(image)
+    job = start_job(
+        "detect",
+        user=request.user,
+        dataset=image.dataset,
+        params={"image_ids": [image.pk], "min_confidence": 0.05},
+    )
+    messages.info(request, f"Detection started (job #{job.pk}); boxes appear when it is done.")
+    return redirect(f"{image.get_absolute_url()}?job={job.pk}")
 
 
 @require_GET

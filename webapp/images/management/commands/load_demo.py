@@ -1,51 +1,87 @@
-"""Load the demo dataset shipped in demo/ (idempotent: existing images are kept)."""
+"""Load the demo shipped in demo/: the BCCD sample with its labels, and the trained detector.
+
+Idempotent: images already there are kept, the shipped model is registered once, and the
+demo images get the model's predictions so the review pages show boxes from the start.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.core.management.base import BaseCommand, CommandParser
 
-from webapp.images.ingest import DuplicateImage, ImageRejected, ingest_image
-from webapp.images.models import Dataset, LabelClass, Task
+from inference.runtime import sha256_file
+from training.models import ModelKind, ModelVersion
+from webapp.images.importers import import_voc
+from webapp.images.models import Box, Dataset
+from webapp.jobs.models import Job, JobStatus
+from webapp.jobs.runner import execute_job
 
-DEMO_CLASSES = {"RBC": "#e6194b", "WBC": "#3cb44b", "Platelets": "#4363d8"}
+DEMO_DATASET = "BCCD demo"
 
 
 class Command(BaseCommand):
-    help = "Create the 'BCCD demo' dataset from the images shipped in demo/bccd."
+    help = "Load the demo dataset and the shipped detector; predict the demo images."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--path", default=str(settings.BASE_DIR / "demo" / "bccd"))
+        parser.add_argument("--path", default=str(settings.BASE_DIR / "demo"))
 
     def handle(self, *args: Any, **options: Any) -> None:
         root = Path(options["path"])
-        dataset, _ = Dataset.objects.get_or_create(
-            name="BCCD demo",
-            defaults={
-                "task": Task.DETECTION,
-                "description": "Blood-cell microscope photos from BCCD (MIT licence).",
-            },
-        )
-        for name, color in DEMO_CLASSES.items():
-            LabelClass.objects.get_or_create(dataset=dataset, name=name, defaults={"color": color})
-        added = kept = 0
-        for path in sorted((root / "JPEGImages").glob("*.jpg")):
-            try:
-                ingest_image(
-                    path.read_bytes(),
-                    dataset=dataset,
-                    user=None,
-                    original_name=path.name,
-                    source="demo",
-                )
-                added += 1
-            except DuplicateImage:
-                kept += 1
-            except ImageRejected as exc:
-                self.stderr.write(f"skipped {path.name}: {exc.message}")
+        report = import_voc(root / "bccd", name=DEMO_DATASET, source="demo")
         self.stdout.write(
-            f"Demo dataset “{dataset.name}”: {added} images added, {kept} already there."
+            f"Demo dataset “{DEMO_DATASET}”: {report.images_added} images added, "
+            f"{report.images_existing} already there."
         )
+        version = self._register_model(root / "models" / "detector-bccd")
+        if version is not None:
+            self._predict(report.dataset, version)
+
+    def _register_model(self, stem: Path) -> ModelVersion | None:
+        weights, card = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+        if not weights.exists():
+            self.stderr.write(f"No shipped detector at {weights}; detection needs training.")
+            return None
+        sha = sha256_file(weights)
+        version = ModelVersion.objects.filter(kind=ModelKind.DETECTOR, sha256=sha).first()
+        if version is None:
+            meta = json.loads(card.read_text()) if card.exists() else {}
+            stored = default_storage.save(
+                f"models/{sha}.safetensors", ContentFile(weights.read_bytes())
+            )
+            version = ModelVersion.objects.create(
+                kind=ModelKind.DETECTOR,
+                name=meta.get("name", "BCCD detector (shipped)"),
+                file=stored,
+                sha256=sha,
+                config=meta.get("config", {}),
+                class_names=meta.get("class_names", []),
+                metrics=meta.get("metrics", {}),
+                command=meta.get("command", ""),
+                training_seconds=meta.get("training_seconds"),
+            )
+            self.stdout.write(f"Registered the shipped detector as model version {version.pk}.")
+        if ModelVersion.active(ModelKind.DETECTOR) is None:
+            version.activate()
+        return version
+
+    def _predict(self, dataset: Dataset, version: ModelVersion) -> None:
+        if Box.objects.filter(image__dataset=dataset, model_version=version).exists():
+            return
+        ids = list(dataset.images.values_list("pk", flat=True))
+        job = Job.objects.create(
+            kind="detect",
+            dataset=dataset,
+            params={"image_ids": ids, "model_version": version.pk, "min_confidence": 0.05},
+        )
+        execute_job(job.pk)  # here, not on a worker: the demo is ready when the URL is printed
+        job.refresh_from_db()
+        if job.status == JobStatus.DONE:
+            self.stdout.write(f"Detected objects in {len(ids)} demo images.")
+        else:
+            self.stderr.write(f"Demo detection failed: {job.error}")

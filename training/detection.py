@@ -1,0 +1,389 @@
+"""Detector training pipeline: samples -> augmented, letterboxed batches -> fit -> metrics.
+
+Pure numeric code (no Django): the Celery task turns database rows into
+:class:`DetectionSample` s and calls :func:`train_detector`; progress goes out through the
+``on_progress`` callback of :func:`training.fit.fit`.
+
+Coordinates: samples carry boxes in ORIGINAL image pixels (``xyxy`` float32). Augmentation
+works on the original image, then :func:`inference.preprocess.letterbox` (the same function
+serving uses) brings image and boxes to the model's square input. Evaluation maps
+predictions back to original pixels before comparing them with the ground truth, so the
+reported mAP is the one a user of the predictor sees.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from inference.metrics import DetectionMetrics, evaluate_detections
+from inference.preprocess import Letterboxed, letterbox, load_rgb, to_tensor, unletterbox_boxes
+from inference.yolo import YoloConfig, YoloDetector, decode
+from training.augment import AugmentConfig, DetectionAugment
+from training.fit import EpochRecord, FitConfig, Progress, StopReason, fit
+
+__all__ = [
+    "DEFAULT_AUGMENT_CONFIG",
+    "DEFAULT_DETECTOR_CONFIG",
+    "DEFAULT_FIT_CONFIG",
+    "DetectionDataset",
+    "DetectionSample",
+    "DetectorTrainingResult",
+    "collate",
+    "evaluate_detector",
+    "samples_from_records",
+    "train_detector",
+]
+
+Target = dict[str, Tensor]
+Batch = tuple[Tensor, list[Target]]
+
+# Chosen on BCCD (authors' splits, 2-core CPU); the runs are in training/experiments/RESULTS.md.
+# * 416 px, strides (32, 16), 3 predictors with priors: the model's defaults (~1.07 GFLOPs).
+#   Priors converge faster than the sqrt(w) parametrisation in a short budget.
+# * num_classes / class_names are filled in by train_detector from the data.
+DEFAULT_DETECTOR_CONFIG = YoloConfig(img_size=416, strides=(32, 16), boxes_per_cell=3)
+
+# * Adam at 1e-3, batch 16: the notes' defaults; see RESULTS.md for the comparison.
+# * Cosine decay to ~0 over max_epochs: a large rate early, a fine-tuning phase at the end.
+# * max_minutes caps the wall clock; early stopping on val mAP@0.5 with generous patience
+#   because mAP is noisy on 87 validation images.
+DEFAULT_FIT_CONFIG = FitConfig(
+    optimizer="adam",
+    learning_rate=1e-3,
+    batch_size=16,
+    lr_schedule="cosine",
+    min_lr=1e-5,
+    max_epochs=60,
+    max_minutes=20.0,
+    patience=20,
+    metric="map50",
+    mode="max",
+)
+
+# The augment module's defaults: crop, mirror and colour shift, no grayscale (BCCD is colour).
+DEFAULT_AUGMENT_CONFIG = AugmentConfig()
+
+
+@dataclass(frozen=True, eq=False)
+class DetectionSample:
+    """One annotated image.
+
+    Attributes:
+        image_path: the image file (any format :func:`inference.preprocess.load_rgb` reads).
+        boxes: ``float32 (N, 4)`` xyxy pixels of the original image.
+        labels: ``int64 (N,)`` class indices.
+    """
+
+    image_path: Path
+    boxes: NDArray[np.float32]
+    labels: NDArray[np.int64]
+
+
+class _Record(Protocol):
+    """What :func:`samples_from_records` needs of a record (e.g. a VOC record)."""
+
+    @property
+    def image_path(self) -> Path: ...
+    @property
+    def boxes(self) -> NDArray[np.float32]: ...
+    @property
+    def labels(self) -> NDArray[np.int64]: ...
+
+
+def samples_from_records(records: Iterable[_Record]) -> list[DetectionSample]:
+    """Records with ``image_path``, ``boxes`` and ``labels`` (e.g. ``VocRecord``) -> samples."""
+    return [
+        DetectionSample(
+            Path(r.image_path),
+            np.asarray(r.boxes, np.float32).reshape(-1, 4),
+            np.asarray(r.labels, np.int64).reshape(-1),
+        )
+        for r in records
+    ]
+
+
+class DetectionDataset(Dataset[tuple[Tensor, Target]]):
+    """Samples as model inputs: ``(Tensor[3, S, S] float 0..1, {"boxes", "labels"})``.
+
+    Decoded originals are cached in memory on first use (BCCD: 364 x 640x480x3 bytes,
+    ~335 MB), so later epochs never decode a JPEG again. Without augmentation the
+    letterboxed image is cached instead, which is all evaluation needs. Use it with
+    ``num_workers=0`` (the default): worker processes would each fill their own cache.
+
+    Args:
+        samples: the images and their boxes in original pixels.
+        img_size: side of the square model input, pixels.
+        augment: applied to the original image before letterboxing; ``None`` for none.
+    """
+
+    def __init__(
+        self,
+        samples: Sequence[DetectionSample],
+        img_size: int,
+        augment: DetectionAugment | None = None,
+    ) -> None:
+        self.samples = list(samples)
+        self.img_size = img_size
+        self.augment = augment
+        self._originals: dict[int, NDArray[np.uint8]] = {}
+        self._letterboxed: dict[int, Letterboxed] = {}
+        self._sizes: dict[int, tuple[int, int]] = {}
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def original(self, index: int) -> NDArray[np.uint8]:
+        """The decoded original image ``uint8 (H, W, 3)`` (cached; do not modify it)."""
+        if index not in self._originals:
+            self._originals[index] = load_rgb(self.samples[index].image_path)
+        return self._originals[index]
+
+    def original_size(self, index: int) -> tuple[int, int]:
+        """``(width, height)`` of sample ``index``'s original image in pixels."""
+        if index not in self._sizes:
+            height, width = self.original(index).shape[:2]
+            self._sizes[index] = (width, height)
+        return self._sizes[index]
+
+    def letterboxed(self, index: int) -> tuple[Letterboxed, NDArray[np.int64]]:
+        """Letterboxed image and boxes of sample ``index`` (augmented when configured), and
+        the labels of the boxes that survived augmentation."""
+        sample = self.samples[index]
+        if self.augment is None:
+            if index not in self._letterboxed:
+                image = load_rgb(sample.image_path)  # not kept: the letterboxed one is enough
+                self._sizes[index] = (image.shape[1], image.shape[0])
+                self._letterboxed[index] = letterbox(image, self.img_size, sample.boxes)
+            return self._letterboxed[index], sample.labels
+        image, boxes, labels = self.augment(self.original(index), sample.boxes, sample.labels)
+        return letterbox(image, self.img_size, boxes), labels
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Target]:
+        """``(Tensor[3, S, S] float32 0..1, {"boxes": float32[N, 4] xyxy input px,
+        "labels": int64[N]})``."""
+        boxed, labels = self.letterboxed(index)
+        target = {
+            "boxes": torch.from_numpy(np.array(boxed.boxes, np.float32)),
+            "labels": torch.from_numpy(np.array(labels, np.int64)),
+        }
+        return to_tensor([boxed.image])[0], target
+
+
+def collate(items: Sequence[tuple[Tensor, Target]]) -> Batch:
+    """Stack images to ``Tensor[N, 3, S, S]``; targets stay a list (box counts differ)."""
+    return torch.stack([image for image, _ in items]), [target for _, target in items]
+
+
+# ----------------------------------------------------------------------------- evaluation
+def predict_letterboxed(
+    model: YoloDetector, images: Tensor, config: YoloConfig
+) -> list[dict[str, Tensor]]:
+    """Detections on a letterboxed batch, post-processed with ``config``'s thresholds.
+
+    Decoding with an explicit config (not ``model.config``) lets callers lower the score
+    threshold for mAP without mutating the model shared with other callers.
+
+    Args:
+        images (Tensor[N, 3, S, S]): float 0..1, on the model's device.
+
+    Returns:
+        Per image ``{"boxes": Tensor[D, 4] xyxy input px, "scores", "labels"}``.
+    """
+    raw = model.raw_outputs(images)
+    return decode(raw, config, images.shape[-1])
+
+
+def evaluate_detector(
+    model: YoloDetector,
+    samples: Sequence[DetectionSample] | DetectionDataset,
+    img_size: int,
+    *,
+    batch_size: int = 16,
+    score_threshold: float = 0.001,
+) -> DetectionMetrics:
+    """Val/test metrics of ``model`` on ``samples``, boxes compared in original pixels.
+
+    Args:
+        samples: the ground truth, or a non-augmenting :class:`DetectionDataset` (its cache
+            of letterboxed images is reused across epochs).
+        img_size: input side used for inference, pixels.
+        batch_size: images per forward pass.
+        score_threshold: detections kept for the PR curves; 0.001 as COCO-style mAP does
+            (a higher threshold cuts the tail of the curve and under-reports AP).
+
+    Returns:
+        :class:`DetectionMetrics` (precision/recall/F1 at the model's own score threshold).
+    """
+    if isinstance(samples, DetectionDataset) and samples.augment is None:
+        data = samples
+    else:
+        items = samples.samples if isinstance(samples, DetectionDataset) else list(samples)
+        data = DetectionDataset(items, img_size)
+    device = next(model.parameters()).device
+    config = dataclasses.replace(model.config, score_threshold=score_threshold)
+    preds: list[dict[str, NDArray[np.generic]]] = []
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(data), batch_size):
+                idx = range(start, min(start + batch_size, len(data)))
+                boxed = [data.letterboxed(i)[0] for i in idx]
+                images = to_tensor([b.image for b in boxed]).to(device)
+                dets = predict_letterboxed(model, images, config)
+                for det, b, i in zip(dets, boxed, idx, strict=True):
+                    preds.append(_to_original(det, b, data.original_size(i)))
+    finally:
+        model.train(was_training)
+    gts = [{"boxes": s.boxes, "labels": s.labels} for s in data.samples]
+    return evaluate_detections(preds, gts, score_threshold=model.config.score_threshold)
+
+
+def _to_original(
+    det: dict[str, Tensor], boxed: Letterboxed, size: tuple[int, int]
+) -> dict[str, NDArray[np.generic]]:
+    """One image's detections from input pixels to original pixels (size = (w, h))."""
+    boxes = unletterbox_boxes(
+        det["boxes"].cpu().numpy(), boxed.scale, boxed.pad_x, boxed.pad_y, *size
+    )
+    return {
+        "boxes": boxes,
+        "scores": det["scores"].cpu().numpy(),
+        "labels": det["labels"].cpu().numpy(),
+    }
+
+
+# ----------------------------------------------------------------------------- training
+@dataclass
+class DetectorTrainingResult:
+    """What :func:`train_detector` produced.
+
+    Attributes:
+        model: the detector with the BEST epoch's weights, in eval mode, on the CPU/device
+            it was trained on.
+        metrics: validation :class:`DetectionMetrics` of those weights.
+        history: one :class:`training.fit.EpochRecord` per epoch (losses, val mAP, seconds).
+        best_epoch: 0-based index of the reported epoch.
+        elapsed_seconds: wall-clock seconds of the whole call (fit plus final evaluation).
+        stopped_reason: "early_stopping", "max_epochs", "time_budget" or "cancelled".
+        model_config, fit_config, augment_config: the configurations actually used
+            (augment ``None``: no augmentation).
+    """
+
+    model: YoloDetector
+    metrics: DetectionMetrics
+    history: list[EpochRecord]
+    best_epoch: int
+    elapsed_seconds: float
+    stopped_reason: StopReason
+    model_config: YoloConfig
+    fit_config: FitConfig
+    augment_config: AugmentConfig | None
+
+
+def _batches(data: DetectionDataset, batch_size: int, seed: int) -> Iterator[Batch]:
+    """One epoch of shuffled mini-batches; the order depends only on ``seed``."""
+    order = np.random.default_rng(seed).permutation(len(data))
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        # A batch of one gives batch norm a zero variance estimate; skip that remainder.
+        if len(idx) < 2 and len(order) > 1:
+            continue
+        yield collate([data[int(i)] for i in idx])
+
+
+def _model_config(base: YoloConfig | None, class_names: Sequence[str]) -> YoloConfig:
+    """``base`` (or the default) with the data's classes filled in."""
+    base = base or DEFAULT_DETECTOR_CONFIG
+    if base.num_classes == len(class_names) and list(base.class_names) == list(class_names):
+        return base
+    return dataclasses.replace(base, num_classes=len(class_names), class_names=list(class_names))
+
+
+def train_detector(
+    train_samples: Sequence[DetectionSample],
+    val_samples: Sequence[DetectionSample],
+    class_names: Sequence[str],
+    *,
+    model_config: YoloConfig | None = None,
+    fit_config: FitConfig | None = None,
+    augment_config: AugmentConfig | None = DEFAULT_AUGMENT_CONFIG,
+    on_progress: Callable[[Progress], None] | None = None,
+    seed: int = 0,
+    device: torch.device | None = None,
+) -> DetectorTrainingResult:
+    """Train a :class:`YoloDetector` from scratch, early-stopping on val mAP@0.5.
+
+    Args:
+        train_samples, val_samples: images with boxes in original pixels.
+        class_names: C names; sample labels index into them.
+        model_config: architecture and post-processing (``num_classes``/``class_names`` are
+            set from ``class_names``); default :data:`DEFAULT_DETECTOR_CONFIG`.
+        fit_config: optimiser, batch size, schedule, budget; default
+            :data:`DEFAULT_FIT_CONFIG`. Its metric is forced to ``map50`` / ``max``.
+        augment_config: augmentation of training images; ``None`` disables it.
+        on_progress: forwarded to :func:`training.fit.fit` (may raise ``FitCancelled``).
+        seed: seeds the initialisation, the batch order and the augmentation.
+        device: where to train (default CPU; the caller picks it with ``pick_device``).
+
+    Returns:
+        :class:`DetectorTrainingResult` with the best epoch's weights loaded.
+    """
+    start = time.monotonic()
+    cfg = _model_config(model_config, class_names)
+    fcfg = dataclasses.replace(
+        fit_config or DEFAULT_FIT_CONFIG, metric="map50", mode="max", seed=seed
+    )
+    device = device or torch.device("cpu")
+    torch.manual_seed(seed)  # the initialisation; fit seeds its own randomness with fcfg.seed
+    model = YoloDetector(cfg).to(device)
+    rng = np.random.default_rng(seed)
+    augment = None if augment_config is None else DetectionAugment(augment_config, rng)
+    train_data = DetectionDataset(train_samples, cfg.img_size, augment)
+    val_data = DetectionDataset(val_samples, cfg.img_size)
+
+    def step(m: nn.Module, batch: Batch) -> dict[str, Tensor]:
+        images, targets = batch
+        out = m(images.to(device), [{k: v.to(device) for k, v in t.items()} for t in targets])
+        assert isinstance(out, dict)
+        return out
+
+    def evaluate(m: nn.Module) -> dict[str, float]:
+        assert isinstance(m, YoloDetector)
+        metrics = evaluate_detector(m, val_data, cfg.img_size)
+        return {"map50": metrics.map50, "map50_95": metrics.map50_95}
+
+    result = fit(
+        model,
+        lambda epoch: _batches(train_data, fcfg.batch_size, seed * 100_003 + epoch),
+        step,
+        evaluate,
+        fcfg,
+        on_progress,
+    )
+    if result.best_state is not None:
+        model.load_state_dict(result.best_state)
+    model.eval()
+    metrics = evaluate_detector(model, val_data, cfg.img_size)
+    return DetectorTrainingResult(
+        model=model,
+        metrics=metrics,
+        history=result.history,
+        best_epoch=result.best_epoch,
+        elapsed_seconds=time.monotonic() - start,
+        stopped_reason=result.stopped_reason,
+        model_config=cfg,
+        fit_config=fcfg,
+        augment_config=augment_config,
+    )

@@ -1,0 +1,63 @@
+"""Model versions: every trained checkpoint the workbench knows, and which one serves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import models, transaction
+from django.utils import timezone
+
+
+class ModelKind(models.TextChoices):
+    DETECTOR = "detector", "Object detector"
+    FACE_DETECTOR = "face_detector", "Face detector"
+    VERIFIER = "verifier", "Face verifier"
+
+
+class ModelVersion(models.Model):
+    kind = models.CharField(max_length=16, choices=ModelKind.choices)
+    name = models.CharField(max_length=200)
+    file = models.FileField(max_length=255)
+    sha256 = models.CharField(max_length=64)
+    config = models.JSONField(default=dict)
+    class_names = models.JSONField(default=list)
+    metrics = models.JSONField(default=dict, blank=True)  # split -> metric dict
+    dataset = models.ForeignKey(
+        "images.Dataset", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    command = models.TextField(blank=True, help_text="The command line that trained it.")
+    training_seconds = models.FloatField(null=True, blank=True)
+    is_active = models.BooleanField(default=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind"], condition=models.Q(is_active=True), name="one_active_per_kind"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk} {self.name}"
+
+    def activate(self) -> None:
+        """Make this the serving version of its kind in one atomic switch."""
+        with transaction.atomic():
+            list(ModelVersion.objects.select_for_update().filter(kind=self.kind))
+            ModelVersion.objects.filter(kind=self.kind, is_active=True).exclude(pk=self.pk).update(
+                is_active=False
+            )
+            ModelVersion.objects.filter(pk=self.pk).update(is_active=True)
+        self.is_active = True
+
+    @classmethod
+    def active(cls, kind: str) -> ModelVersion | None:
+        return cls.objects.filter(kind=kind, is_active=True).first()
+
+    def summary(self) -> dict[str, Any]:
+        return {"id": self.pk, "name": self.name, "kind": self.kind, "sha256": self.sha256[:12]}

@@ -1,0 +1,91 @@
+"""The `detect` job: one or many images, batched, on the `gpu` queue."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from inference.preprocess import load_rgb
+from webapp.detection.services import (
+    DetectOptions,
+    NoModel,
+    detect_arrays,
+    elapsed_ms,
+    get_predictor,
+    load_image_rgb,
+    predictions_json,
+    resolve_version,
+    store_model_boxes,
+)
+from webapp.images.models import Image
+from webapp.jobs.registry import register
+from webapp.jobs.runner import JobContext, JobError
+
+BATCH = 8
+
+
+def _options(params: dict[str, Any]) -> DetectOptions:
+    return DetectOptions(
+        min_confidence=float(params.get("min_confidence", 0.25)),
+        iou_threshold=float(params.get("iou_threshold", 0.45)),
+    )
+
+
+@register("detect", uses_model=True)
+def detect(ctx: JobContext) -> dict[str, Any]:
+    params = ctx.params
+    try:
+        version = resolve_version(params.get("model_version"))
+    except NoModel as exc:
+        raise JobError(str(exc)) from None
+    predictor = get_predictor(version)
+    options = _options(params)
+    if params.get("temp_path"):
+        return _detect_transient(Path(params["temp_path"]), predictor, options, version)
+    ids = [int(i) for i in params.get("image_ids", [])]
+    images = list(Image.objects.filter(pk__in=ids).select_related("dataset"))
+    if not images:
+        raise JobError("None of the requested images exist.")
+    results: list[dict[str, Any]] = []
+    total_ms = 0.0
+    for start in range(0, len(images), BATCH):
+        batch = images[start : start + BATCH]
+        began = time.perf_counter()
+        detections = detect_arrays(predictor, [load_image_rgb(i) for i in batch], options)
+        batch_ms = elapsed_ms(began)
+        total_ms += batch_ms
+        for image, found in zip(batch, detections, strict=True):
+            store_model_boxes(image, version, found)
+            results.append(
+                {
+                    "image_id": image.pk,
+                    "predictions": predictions_json(found),
+                    "inference_ms": round(batch_ms / len(batch), 1),
+                }
+            )
+        done = start + len(batch)
+        ctx.progress(done / len(images), f"{done} of {len(images)} images")
+    return {
+        "model_version": version.summary(),
+        "images": results,
+        "inference_ms": round(total_ms, 1),
+    }
+
+
+def _detect_transient(
+    path: Path, predictor: Any, options: DetectOptions, version: Any
+) -> dict[str, Any]:
+    try:
+        pixels = load_rgb(path)
+    except OSError as exc:
+        raise JobError(f"The uploaded image is no longer readable: {exc}") from None
+    finally:
+        path.unlink(missing_ok=True)
+    began = time.perf_counter()
+    [found] = detect_arrays(predictor, [pixels], options)
+    return {
+        "model_version": version.summary(),
+        "predictions": predictions_json(found),
+        "inference_ms": elapsed_ms(began),
+    }
