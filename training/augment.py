@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 from numpy.typing import NDArray
 
@@ -217,73 +216,11 @@ def to_grayscale(image: ImageArray) -> ImageArray:
     return out
 
 
-def letterbox(
-    image: ImageArray, boxes: BoxArray, size: int, fill: int = 114
-) -> tuple[ImageArray, BoxArray, float, tuple[int, int]]:
-    """Resize to a ``size x size`` square keeping the aspect ratio, padding the short side.
-
-    Args:
-        image: ``uint8 (H, W, 3)``.
-        boxes: ``float32 (N, 4)`` xyxy pixels of ``image`` (pass ``np.zeros((0, 4))`` when
-            serving).
-        size: side of the square model input, pixels.
-        fill: grey level of the padding (114, the usual mid-grey, is neutral after
-            normalisation).
-
-    Returns:
-        ``(image, boxes, scale, pad)``: the ``(size, size, 3)`` image, boxes in its pixels,
-        the scale factor (input pixels per original pixel) and ``pad = (left, top)`` in
-        pixels, so ``new = old * scale + pad``. :func:`unletterbox_boxes` inverts it.
-    """
-    _check_sample(image, boxes)
-    if size < 1:
-        raise ValueError(f"size must be positive, got {size}")
-    height, width = image.shape[:2]
-    scale = size / max(height, width)
-    new_w = min(size, max(1, round(width * scale)))
-    new_h = min(size, max(1, round(height * scale)))
-    # INTER_AREA avoids aliasing when shrinking; INTER_LINEAR is the better choice to enlarge.
-    interp = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
-    resized = cv2.resize(image, (new_w, new_h), interpolation=interp)
-    left, top = (size - new_w) // 2, (size - new_h) // 2
-    out = np.full((size, size, 3), fill, dtype=np.uint8)
-    out[top : top + new_h, left : left + new_w] = resized
-    # Boxes use the exact float scale (not new_w / width) so unletterbox inverts them exactly;
-    # the image's rounding to whole pixels differs from it by under half a pixel.
-    offset = np.array([left, top, left, top], dtype=np.float32)
-    new_boxes = (boxes.astype(np.float32) * np.float32(scale) + offset).astype(np.float32)
-    # float32 rounding can put an edge at e.g. 416.00003; keep the promise boxes are inside.
-    np.clip(new_boxes, 0.0, float(size), out=new_boxes)
-    return out, new_boxes, scale, (left, top)
-
-
-def unletterbox_boxes(
-    boxes: BoxArray, scale: float, pad: tuple[int, int], orig_w: int, orig_h: int
-) -> BoxArray:
-    """Map boxes predicted on a letterboxed input back to the original image's pixels.
-
-    Args:
-        boxes: ``float32 (N, 4)`` xyxy pixels of the letterboxed input.
-        scale, pad: as returned by :func:`letterbox`.
-        orig_w, orig_h: the original image size in pixels.
-
-    Returns:
-        ``float32 (N, 4)`` xyxy pixels of the original image, clipped to ``[0, W] x [0, H]``
-        (a prediction reaching into the padding must not leave the image).
-    """
-    left, top = pad
-    offset = np.array([left, top, left, top], dtype=np.float32)
-    out = (boxes.astype(np.float32) - offset) / np.float32(scale)
-    out[:, 0::2] = np.clip(out[:, 0::2], 0.0, float(orig_w))
-    out[:, 1::2] = np.clip(out[:, 1::2], 0.0, float(orig_h))
-    return out.astype(np.float32, copy=False)
-
-
 class DetectionAugment:
     """Random crop, mirror, colour shift and grayscale, in that order, as one callable.
 
     Cropping comes first so it works at full resolution; the colour operations come last
-    because they do not move pixels. Use :func:`letterbox` afterwards to reach the model size.
+    because they do not move pixels. Use :func:`inference.preprocess.letterbox` afterwards to reach the model size.
 
     The generator is the only source of randomness, so ``DetectionAugment(cfg,
     np.random.default_rng(0))`` yields the same sequence every run. With several DataLoader

@@ -5,16 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from inference.preprocess import letterbox, unletterbox_boxes
 from training.augment import (
     AugmentConfig,
     DetectionAugment,
     color_shift,
     crop,
     hflip,
-    letterbox,
     random_crop,
     to_grayscale,
-    unletterbox_boxes,
 )
 
 
@@ -138,12 +137,13 @@ def test_letterbox_then_unletterbox_returns_the_boxes(height: int, width: int, s
     rng = np.random.default_rng(height)
     image = _image(height, width)
     boxes = _random_boxes(rng, 8, width, height)
-    out, lboxes, scale, (left, top) = letterbox(image, boxes, size)
+    boxed = letterbox(image, size, boxes)
+    out, lboxes, scale, left, top = boxed.image, boxed.boxes, boxed.scale, boxed.pad_x, boxed.pad_y
     assert out.shape == (size, size, 3) and out.dtype == np.uint8
     assert scale == pytest.approx(size / max(height, width))
     assert min(left, top) == 0  # the long side fills the square
     assert (lboxes >= 0).all() and (lboxes <= size).all()
-    back = unletterbox_boxes(lboxes, scale, (left, top), width, height)
+    back = unletterbox_boxes(lboxes, scale, left, top, width, height)
     np.testing.assert_allclose(back, boxes, atol=1e-3)
 
 
@@ -151,22 +151,23 @@ def test_letterbox_then_unletterbox_returns_the_boxes(height: int, width: int, s
 def test_letterbox_keeps_a_full_image_box_inside_the_square(width: int) -> None:
     # In float32, 318 * (416 / 318) is 416.00003: the edge must still be clipped to <= size.
     boxes = np.array([[0, 0, width, 300]], dtype=np.float32)
-    _, lboxes, scale, pad = letterbox(_image(300, width), boxes, 416)
-    assert (lboxes >= 0).all() and (lboxes <= 416).all()
-    back = unletterbox_boxes(lboxes, scale, pad, width, 300)
+    boxed = letterbox(_image(300, width), 416, boxes)
+    assert (boxed.boxes >= 0).all() and (boxed.boxes <= 416).all()
+    back = unletterbox_boxes(boxed.boxes, boxed.scale, boxed.pad_x, boxed.pad_y, width, 300)
     np.testing.assert_allclose(back, boxes, atol=1e-3)
 
 
 def test_letterbox_pads_the_short_side_symmetrically() -> None:
     image = np.full((50, 100, 3), 200, dtype=np.uint8)
-    out, _, scale, pad = letterbox(image, np.zeros((0, 4), np.float32), 200)
-    assert scale == 2.0 and pad == (0, 50)
+    boxed = letterbox(image, 200)
+    out = boxed.image
+    assert boxed.scale == 2.0 and (boxed.pad_x, boxed.pad_y) == (0, 50)
     assert (out[:50] == 114).all() and (out[150:] == 114).all() and (out[50:150] == 200).all()
 
 
 def test_unletterbox_clips_predictions_in_the_padding() -> None:
     boxes = np.array([[-5, 0, 20, 200]], dtype=np.float32)
-    back = unletterbox_boxes(boxes, 2.0, (0, 50), 100, 50)
+    back = unletterbox_boxes(boxes, 2.0, 0, 50, 100, 50)
     np.testing.assert_allclose(back, [[0, 0, 10, 50]])
 
 
