@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint typecheck bench clean
+.PHONY: run test install lint typecheck bench bench-detector clean
 
 run: $(STAMP)
 	$(PY) scripts/run.py
@@ -30,6 +30,12 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy .
+
+# Benchmarks are not tests: they print tables of ratios against baselines run alongside.
+bench: bench-detector
+
+bench-detector: $(STAMP)
+	$(PY) bench/detector.py --ours demo/models/detector-bccd.safetensors
 
 clean:
 	rm -rf var/media var/db.sqlite3 .pytest_cache .mypy_cache .ruff_cache
