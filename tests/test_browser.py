@@ -6,22 +6,14 @@ import os
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
-from tests.conftest import PASSWORD
+from tests.browser_fixtures import log_in
 from tests.images import jpeg_bytes
 from webapp.images.models import Image
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR", "/tmp/workbench-screenshots"))
-
-
-def log_in(page: Page, base: str, username: str) -> None:
-    page.goto(f"{base}/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    expect(page.locator(".who")).to_contain_text(username)
 
 
 def test_upload_valid_and_rejected_then_gallery(page, live_server, labeler, dataset):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import PASSWORD
+from tests.browser_fixtures import log_in
 from tests.images import jpeg_bytes
 from webapp.images.ingest import ingest_image
 from webapp.images.models import Box, LabelClass
@@ -46,10 +46,7 @@ def counts(page):
 
 
 def test_slider_hides_low_confidence_predictions(page, live_server, labeler, reviewed_image):
-    page.goto(f"{live_server.url}/login/")
-    page.fill("input[name=username]", labeler.username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
+    log_in(page, live_server.url, labeler.username)
     page.goto(f"{live_server.url}/images/{reviewed_image.pk}/")
     # Default threshold 0.25: the 0.1 prediction is hidden.
     expect(page.locator("#overlay g.box.model")).to_have_count(3)
@@ -69,10 +66,7 @@ def test_slider_hides_low_confidence_predictions(page, live_server, labeler, rev
 
 def test_run_detection_from_the_page(page, live_server, labeler, reviewed_image, settings):
     settings.JOBS_IN_PROCESS = True
-    page.goto(f"{live_server.url}/login/")
-    page.fill("input[name=username]", labeler.username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
+    log_in(page, live_server.url, labeler.username)
     page.goto(f"{live_server.url}/images/{reviewed_image.pk}/")
     page.click("#run-detect")
     page.wait_for_url(f"{live_server.url}/images/{reviewed_image.pk}/", timeout=30000)
@@ -81,3 +75,9 @@ def test_run_detection_from_the_page(page, live_server, labeler, reviewed_image,
     # The job replaced the four hand-made predictions with the model's own.
     assert stored.count() > 4 and not stored.filter(score__in=[0.95, 0.6, 0.3, 0.1]).exists()
     expect(page.locator("#overlay g.box.model")).to_have_count(stored.count())
+
+
+def test_gallery_shows_box_counts(page, live_server, labeler, reviewed_image):
+    log_in(page, live_server.url, labeler.username)
+    page.goto(f"{live_server.url}/?dataset={reviewed_image.dataset_id}")
+    expect(page.locator("#gallery li.tile .counts")).to_have_text("1 labeled · 4 predicted")

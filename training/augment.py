@@ -220,7 +220,8 @@ class DetectionAugment:
     """Random crop, mirror, colour shift and grayscale, in that order, as one callable.
 
     Cropping comes first so it works at full resolution; the colour operations come last
-    because they do not move pixels. Use :func:`inference.preprocess.letterbox` afterwards to reach the model size.
+    because they do not move pixels. Use :func:`inference.preprocess.letterbox` afterwards
+    to reach the model size.
 
     The generator is the only source of randomness, so ``DetectionAugment(cfg,
     np.random.default_rng(0))`` yields the same sequence every run. With several DataLoader
