@@ -136,3 +136,17 @@ def test_jobs_are_scoped_to_their_owner(
     job_id = created.json()["id"]
     assert viewer_api.get(f"/api/v1/jobs/{job_id}/").status_code == 404
     assert labeler_api.get(f"/api/v1/jobs/{job_id}/").status_code == 200
+
+
+def test_login_and_logout(client, labeler):
+    response = client.post("/login/", {"username": "lab", "password": "pw-for-tests-123"})
+    assert response.status_code == 302 and response["Location"] == "/"
+    assert client.get("/").status_code == 200
+    assert client.post("/logout/").status_code == 302
+    assert client.get("/").status_code == 302
+
+
+def test_wrong_password_is_refused(client, labeler):
+    response = client.post("/login/", {"username": "lab", "password": "wrong"})
+    assert response.status_code == 200 and b"didn't match" in response.content
+    assert client.get("/").status_code == 302
