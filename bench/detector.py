@@ -1,0 +1,555 @@
+"""Detector benchmark: our default detector vs Ultralytics YOLOv8n trained from scratch.
+
+Both are scored on the BCCD authors' TEST split with OUR metric code
+(:func:`inference.metrics.evaluate_detections`), YOLOv8n having trained on the authors'
+train split for the same wall-clock budget our checkpoint took; then both are timed on the
+same letterboxed test image on this CPU. Prints one markdown table and writes it to
+``bench/out/detector.md``, every number to ``bench/out/detector.json``.
+
+Ultralytics never enters the app's venv: it lives in ``bench/.venv-ultralytics`` (created on
+first use) and runs in a child process, ``bench/ultralytics_side.py``, that exchanges JSON.
+
+Usage (from the repository root)::
+
+    .venv/bin/python -m bench.detector --ours CKPT                  # budget = our training time
+    .venv/bin/python -m bench.detector --ours CKPT --quick          # smoke test, ~5 minutes
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from bench.voc_to_yolo import YoloLayout, convert
+from inference.metrics import DetectionMetrics, evaluate_detections
+from inference.predict import Predictor
+from inference.preprocess import letterbox, load_rgb, to_tensor
+from inference.runtime import load_checkpoint
+from inference.yolo import YoloDetector, count_flops, decode, load_detector
+from training.formats.voc import VocRecord
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+VENV = BENCH / ".venv-ultralytics"
+SIDE = BENCH / "ultralytics_side.py"
+TORCH_PINS = ("torch==2.14.1", "torchvision==0.29.1")
+EVAL_SCORE_THRESHOLD = 0.001  # COCO-style mAP keeps the tail of the PR curve
+MAX_DETS = 100  # per image and class, COCOeval's default; BCCD has at most 30 boxes an image
+Json = dict[str, Any]
+COLUMNS = 6  # metric, ours, theirs, ratio, target, result
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Everything a run depends on, resolved from the command line."""
+
+    ours: Path
+    data: Path
+    work: Path
+    out: Path
+    budget_minutes: float
+    ours_train_seconds: float | None
+    theirs_weights: Path | None
+    threads: int
+    runs: int
+    warmup: int
+    matmul_repeats: int
+    theirs_workers: int
+    quick: bool
+
+
+# ----------------------------------------------------------------------------- helpers
+def log(message: str) -> None:
+    """Progress goes to stderr so stdout carries only the table."""
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
+    """Best fp32 ``size x size @ size x size`` rate on the current torch threads, GFLOP/s."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.matmul(a, b)  # warm-up: thread pool start, page faults
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        torch.matmul(a, b)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * size**3 / best / 1e9
+
+
+def timed_medians(
+    steps: Sequence[Callable[[Any], Any]], first_input: Any, runs: int, warmup: int
+) -> list[float]:
+    """Median seconds of each step of a pipeline (step i gets step i-1's output)."""
+    times: list[list[float]] = [[] for _ in steps]
+    for i in range(warmup + runs):
+        value = first_input
+        for k, step in enumerate(steps):
+            t0 = time.perf_counter()
+            value = step(value)
+            if i >= warmup:
+                times[k].append(time.perf_counter() - t0)
+    return [statistics.median(t) for t in times]
+
+
+# ----------------------------------------------------------------------------- Ultralytics side
+def ensure_venv() -> Path:
+    """The bench-only venv's python, creating the venv (torch pinned first) if missing."""
+    python = VENV / "bin" / "python"
+    if not python.exists():
+        log(f"creating {VENV} (torch from this machine's disk, then ultralytics)")
+        subprocess.run(["python3.11", "-m", "venv", str(VENV)], check=True)
+        pip = [str(python), "-m", "pip", "install", "--quiet"]
+        subprocess.run([*pip, *TORCH_PINS], check=True)
+        # Pins repeated so ultralytics' own torch requirement cannot pull another build.
+        subprocess.run([*pip, "ultralytics", *TORCH_PINS], check=True)
+    # Metadata only: importing ultralytics here would write its settings outside the work dir.
+    probe = "from importlib.metadata import version as v; print(v('torch'), v('ultralytics'))"
+    found = subprocess.run([str(python), "-c", probe], check=True, capture_output=True, text=True)
+    torch_version = found.stdout.split()[0]
+    if not torch_version.startswith(TORCH_PINS[0].split("==")[1]):
+        raise RuntimeError(f"{VENV} has torch {torch_version}, expected {TORCH_PINS[0]}")
+    return python
+
+
+def run_side(python: Path, mode: str, settings: Settings, *args: str) -> Json:
+    """Run one mode of ``ultralytics_side.py`` offline; its output goes to a log file."""
+    result = settings.work / f"ultralytics_{mode}.json"
+    logfile = settings.work / f"ultralytics_{mode}.log"
+    env = dict(os.environ)
+    env.update(
+        YOLO_OFFLINE="1",
+        YOLO_AUTOINSTALL="False",
+        YOLO_CONFIG_DIR=str(settings.work / "ultralytics-config"),
+        MPLCONFIGDIR=str(settings.work / "ultralytics-config" / "matplotlib"),
+    )
+    cmd = [str(python), str(SIDE), mode, "--result", str(result), "--threads"]
+    cmd += [str(settings.threads), *args]
+    with logfile.open("w") as fh:
+        done = subprocess.run(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, check=False)
+    if done.returncode != 0:
+        tail = "".join(logfile.read_text(errors="replace").splitlines(keepends=True)[-30:])
+        raise RuntimeError(f"ultralytics_side {mode} failed ({logfile}):\n{tail}")
+    data: Json = json.loads(result.read_text())
+    return data
+
+
+def theirs_train_and_eval(python: Path, settings: Settings, layout: YoloLayout) -> Json:
+    """Train YOLOv8n (unless weights were given), then their val + raw test predictions."""
+    project = settings.work / "ultralytics-runs"
+    out: Json = {}
+    weights = settings.theirs_weights
+    if weights is None:
+        log(f"training YOLOv8n from scratch for {settings.budget_minutes:.1f} min")
+        out["train"] = run_side(
+            python,
+            "train",
+            settings,
+            *("--data", str(layout.data_yaml), "--project", str(project)),
+            *("--budget-minutes", str(settings.budget_minutes)),
+            *("--workers", str(settings.theirs_workers)),
+        )
+        weights = Path(out["train"]["weights"])
+    out["weights"] = str(weights)
+    records = test_records(layout)
+    images = settings.work / "test_images.json"
+    images.write_text(json.dumps([[r.stem, str(r.image_path)] for r in records]))
+    log("YOLOv8n: Ultralytics val on the test split + raw predictions")
+    out["evaluate"] = run_side(
+        python,
+        "evaluate",
+        settings,
+        *("--weights", str(weights), "--data", str(layout.data_yaml)),
+        *("--project", str(project), "--images", str(images)),
+    )
+    return out
+
+
+# ----------------------------------------------------------------------------- accuracy
+def test_records(layout: YoloLayout) -> list[VocRecord]:
+    """The authors' test split, in their order."""
+    by_stem = {r.stem: r for r in layout.dataset.records}
+    return [by_stem[s] for s in layout.split_stems["test"]]
+
+
+def score(preds: Sequence[dict[str, Any]], records: Sequence[VocRecord]) -> DetectionMetrics:
+    """OUR metric, the same call for both models."""
+    gts = [{"boxes": r.boxes, "labels": r.labels} for r in records]
+    return evaluate_detections(preds, gts, max_dets=MAX_DETS, score_threshold=0.25)
+
+
+def label_map(model_names: Sequence[str], data_names: Sequence[str]) -> NDArray[np.int64]:
+    """Model label -> data label by class name (identity when the model has no real names)."""
+    if set(model_names) == set(data_names):
+        return np.array([list(data_names).index(n) for n in model_names], dtype=np.int64)
+    if len(model_names) == len(data_names):
+        log(f"model classes {list(model_names)} are not {list(data_names)}: assuming that order")
+        return np.arange(len(data_names), dtype=np.int64)
+    raise ValueError(f"model classes {list(model_names)} do not match the data's {data_names}")
+
+
+def ours_metrics(settings: Settings, layout: YoloLayout) -> DetectionMetrics:
+    """Our checkpoint through the serving Predictor at score 0.001, scored on the test split."""
+    records = test_records(layout)
+    predictor = Predictor.from_checkpoint(settings.ours, device="cpu")
+    images = [load_rgb(r.image_path) for r in records]
+    dets = predictor.predict(images, score_threshold=EVAL_SCORE_THRESHOLD, batch_size=8)
+    mapping = label_map(predictor.class_names, layout.class_names)
+    preds = [{"boxes": d.boxes, "scores": d.scores, "labels": mapping[d.labels]} for d in dets]
+    return score(preds, records)
+
+
+def theirs_metrics(theirs: Json, layout: YoloLayout) -> DetectionMetrics:
+    """YOLOv8n's exported predictions (original pixels) scored by OUR metric."""
+    records = test_records(layout)
+    raw = theirs["evaluate"]["predictions"]
+    preds = [
+        {
+            "boxes": np.asarray(raw[r.stem]["boxes"], np.float32).reshape(-1, 4),
+            "scores": np.asarray(raw[r.stem]["scores"], np.float32),
+            "labels": np.asarray(raw[r.stem]["labels"], np.int64),
+        }
+        for r in records
+    ]
+    return score(preds, records)
+
+
+# ----------------------------------------------------------------------------- speed
+def latency_input(layout: YoloLayout, size: int, path: Path) -> NDArray[np.uint8]:
+    """The first test image letterboxed to ``size``; saved as .npy for the other side."""
+    image = letterbox(load_rgb(test_records(layout)[0].image_path), size).image
+    np.save(path, image)
+    return image
+
+
+def ours_latency(model: YoloDetector, image: NDArray[np.uint8], settings: Settings) -> Json:
+    """Median forward and decode + NMS seconds per call at batch 1 and 8 (serving config)."""
+    config, size = model.config, model.config.img_size
+    out: Json = {"threads": torch.get_num_threads(), "batches": {}}
+    one = to_tensor([image])
+    with torch.inference_mode():
+        for n in (1, 8):
+            x = one.expand(n, -1, -1, -1).contiguous()
+            forward, dec = timed_medians(
+                [model.raw_outputs, lambda raw: decode(raw, config, size)],
+                x,
+                settings.runs,
+                settings.warmup,
+            )
+            out["batches"][str(n)] = {
+                "total_s": forward + dec,
+                "forward_s": forward,
+                "nms_s": dec,
+                "runs": settings.runs,
+            }
+    return out
+
+
+def speed(settings: Settings, python: Path, layout: YoloLayout, weights: str) -> Json:
+    """Peak matmul rate, our latency and FLOPs, then theirs on the same input, back to back."""
+    model = load_detector(settings.ours, device="cpu")
+    image = latency_input(layout, model.config.img_size, settings.work / "latency_input.npy")
+    log("fp32 matmul peak")
+    peak = matmul_gflops(repeats=settings.matmul_repeats)
+    log("our latency")
+    ours = ours_latency(model, image, settings)
+    ours["flops"] = count_flops(model)
+    log("YOLOv8n latency")
+    theirs = run_side(
+        python,
+        "latency",
+        settings,
+        *("--weights", weights, "--image", str(settings.work / "latency_input.npy")),
+        *("--runs", str(settings.runs), "--warmup", str(settings.warmup)),
+    )
+    return {"matmul_gflops": peak, "ours": ours, "theirs": theirs, "img_size": image.shape[0]}
+
+
+# ----------------------------------------------------------------------------- report
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _ratio(a: float, b: float) -> str:
+    # An untrained model's AP can be ~1e-9: a ratio against that is noise, not a number.
+    return f"{a / b:.2f}" if abs(b) > 1e-6 else "n/a"
+
+
+def target_map(ours: float, theirs: float) -> str:
+    """mAP@0.5: ours >= theirs at the same budget."""
+    if ours >= theirs:
+        return f"PASS (+{ours - theirs:.3f})"
+    return f"FALL SHORT by {theirs - ours:.3f} mAP ({_pct(1 - ours / theirs)} below theirs)"
+
+
+def target_latency(ours: float, theirs: float) -> str:
+    """Latency: ours <= 0.5 x theirs; when short, the cut needed in ms and in % of ours."""
+    if ours <= 0.5 * theirs:
+        return f"PASS ({ours / theirs:.2f}x)"
+    cut = ours - 0.5 * theirs
+    return f"FALL SHORT: {ours / theirs:.2f}x; needs -{1000 * cut:.1f} ms (-{_pct(cut / ours)})"
+
+
+def target_share(decode_s: float, forward_s: float) -> str:
+    """Decode + NMS <= 5% of our (forward + decode) latency."""
+    share = decode_s / (forward_s + decode_s)
+    if share <= 0.05:
+        return f"PASS ({_pct(share)})"
+    allowed = 0.05 / 0.95 * forward_s  # decode time that would make the share exactly 5%
+    return (
+        f"FALL SHORT: {_pct(share)}; decode must drop "
+        f"{1000 * decode_s:.2f} -> {1000 * allowed:.2f} ms"
+    )
+
+
+def _row(*cells: str) -> str:
+    padded = [*cells, *[""] * (COLUMNS - len(cells))]
+    return "| " + " | ".join(padded) + " |"
+
+
+def accuracy_rows(r: Json, class_names: Sequence[str]) -> list[str]:
+    """Training budget, mAPs and per-class AP50 rows."""
+    o, t = r["ours"]["metrics"], r["theirs"]["metrics"]
+    train = r["theirs"].get("train")
+    ours_min = r["ours"]["train_seconds"] / 60 if r["ours"]["train_seconds"] else None
+    theirs_time = (
+        f"{train['train_call_seconds'] / 60:.1f} min, {train['epochs_completed']} epoch(s) "
+        f"(budget {r['budget_minutes']:.1f})"
+        if train
+        else "reused weights (--skip-train-theirs)"
+    )
+    rows = [
+        _row("training wall time", f"{ours_min:.1f} min" if ours_min else "unknown", theirs_time),
+        _row(
+            "test mAP@0.5 (our metric)",
+            f"{o['map50']:.3f}",
+            f"{t['map50']:.3f}",
+            _ratio(o["map50"], t["map50"]),
+            "ours ≥ theirs",
+            target_map(o["map50"], t["map50"]),
+        ),
+        _row(
+            "test mAP@[.5:.95] (our metric)",
+            f"{o['map50_95']:.3f}",
+            f"{t['map50_95']:.3f}",
+            _ratio(o["map50_95"], t["map50_95"]),
+        ),
+    ]
+    for i, name in enumerate(class_names):
+        a, b = o["per_class_ap50"].get(str(i), 0.0), t["per_class_ap50"].get(str(i), 0.0)
+        rows.append(_row(f"test AP@0.5 {name}", f"{a:.3f}", f"{b:.3f}", _ratio(a, b)))
+    own = r["theirs"]["evaluate"]["own_val_test"]
+    rows.append(
+        _row(
+            "their own `val`, test mAP@0.5 / @[.5:.95]",
+            "",
+            f"{own['map50']:.3f} / {own['map50_95']:.3f}",
+        )
+    )
+    return rows
+
+
+def speed_rows(s: Json) -> list[str]:
+    """Latency, decode share and FLOP/s rows."""
+    rows: list[str] = []
+    ours, theirs, peak = s["ours"], s["theirs"], s["matmul_gflops"]
+    for n in ("1", "8"):
+        a, b = ours["batches"][n], theirs["batches"][n]
+        per = int(n)
+        rows.append(
+            _row(
+                f"latency batch {n}, ms per image (forward + decode/NMS)",
+                f"{1000 * a['total_s'] / per:.1f}",
+                f"{1000 * b['total_s'] / per:.1f}",
+                _ratio(a["total_s"], b["total_s"]),
+                "≤ 0.50",
+                target_latency(a["total_s"], b["total_s"]),
+            )
+        )
+    for n in ("1", "8"):
+        a, b = ours["batches"][n], theirs["batches"][n]
+        rows.append(
+            _row(
+                f"decode + NMS share, batch {n}",
+                _pct(a["nms_s"] / a["total_s"]),
+                _pct(b["nms_s"] / b["total_s"]),
+                "",
+                "≤ 5%",
+                target_share(a["nms_s"], a["forward_s"]),
+            )
+        )
+    gf_o, gf_t = ours["flops"] / 1e9, theirs["flops"] / 1e9
+    rows.append(_row("GFLOPs per image", f"{gf_o:.2f}", f"{gf_t:.2f}", _ratio(gf_o, gf_t)))
+    for n in ("1", "8"):
+        fo = gf_o * int(n) / ours["batches"][n]["forward_s"]
+        ft = gf_t * int(n) / theirs["batches"][n]["forward_s"]
+        rows.append(
+            _row(
+                f"achieved GFLOP/s, forward batch {n} (% of matmul peak)",
+                f"{fo:.1f} ({_pct(fo / peak)})",
+                f"{ft:.1f} ({_pct(ft / peak)})" if gf_t else "n/a (no thop count)",
+            )
+        )
+    rows.append(_row("fp32 matmul peak, 2048², GFLOP/s", f"{peak:.1f}", "(same machine)"))
+    return rows
+
+
+def render(r: Json, class_names: Sequence[str]) -> str:
+    """The one markdown table plus the notes needed to read it."""
+    theirs = f"YOLOv8n (Ultralytics {r['versions']['ultralytics']})"
+    head = [
+        _row("metric", "ours", theirs, "ours / theirs", "target", "result"),
+        _row(*["---"] * COLUMNS),
+    ]
+    title = "## Detector benchmark: BCCD authors' test split (72 images), CPU"
+    if r["quick"]:
+        title += " (QUICK SMOKE TEST: numbers are not meaningful)"
+    lines = [title, "", *head, *accuracy_rows(r, class_names), *speed_rows(r["speed"]), ""]
+    lines += notes(r)
+    return "\n".join(lines) + "\n"
+
+
+def notes(r: Json) -> list[str]:
+    """How each number was taken, and what could skew it."""
+    s = r["speed"]
+    attempts = r["theirs_network_attempts"]
+    return [
+        f"- {r['machine']}; torch {r['versions']['torch']}, {s['ours']['threads']} threads; "
+        f"load average {r['load_before']:.2f} before, {r['load_after']:.2f} after "
+        "(anything well above 0 means other work shared the cores).",
+        "- mAP: both models' test predictions at score ≥ 0.001 (theirs: conf 0.001, "
+        "NMS IoU 0.7, max_det 300, boxes in original pixels) scored by "
+        f"`inference.metrics.evaluate_detections` (max_dets {MAX_DETS}); ours through "
+        "`Predictor`.",
+        f"- Latency: median of {s['ours']['batches']['1']['runs']} runs after "
+        f"{r['warmup']} warm-up, PyTorch eager, on one test image letterboxed to "
+        f"{s['img_size']}² (copied N times for batch N), from tensor to detections at the "
+        "serving thresholds (ours: the checkpoint's config; theirs: conf 0.25, IoU 0.7). "
+        "Theirs: `model.model` Conv+BN-fused as their `predict` runs it, "
+        "+ `ultralytics.utils.nms.non_max_suppression`; ours: `raw_outputs` + `decode`.",
+        "- Ratios are ours / theirs (below 1 is faster or smaller for latency and FLOPs; "
+        "above 1 is better for mAP).",
+        f"- Ultralytics network attempts (refused): {', '.join(attempts) or 'none'}.",
+    ]
+
+
+# ----------------------------------------------------------------------------- main
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Our detector vs Ultralytics YOLOv8n on BCCD.")
+    p.add_argument("--ours", type=Path, required=True, help="our detector .safetensors")
+    p.add_argument("--ours-train-seconds", type=float, help="overrides the checkpoint's extra")
+    p.add_argument("--budget-minutes", type=float, help="YOLOv8n budget (default: ours)")
+    p.add_argument("--skip-train-theirs", action="store_true")
+    p.add_argument("--theirs-weights", type=Path, help="best.pt of an earlier YOLOv8n run")
+    p.add_argument("--quick", action="store_true", help="1-minute budget, 5 timing runs")
+    p.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "bccd")
+    p.add_argument("--work", type=Path, default=Path("/tmp/bench-detector"))
+    p.add_argument("--out", type=Path, default=BENCH / "out")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--theirs-workers", type=int, default=0, help="their dataloader workers")
+    return p
+
+
+def settings_from_args(argv: Sequence[str] | None = None) -> Settings:
+    """Parse and check the command line; the budget defaults to our training time."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.skip_train_theirs != (args.theirs_weights is not None):
+        parser.error("--skip-train-theirs and --theirs-weights go together")
+    extra = load_checkpoint(args.ours, expected_kind="detector").extra
+    seconds = args.ours_train_seconds or extra.get("training_seconds")
+    budget = args.budget_minutes or (1.0 if args.quick else None)
+    if budget is None and seconds:
+        budget = float(seconds) / 60
+    if budget is None:
+        parser.error("no training_seconds in the checkpoint: pass --budget-minutes")
+    return Settings(
+        ours=args.ours,
+        data=args.data,
+        work=args.work,
+        out=args.out,
+        budget_minutes=budget,
+        ours_train_seconds=float(seconds) if seconds else None,
+        theirs_weights=args.theirs_weights,
+        threads=args.threads,
+        runs=5 if args.quick else 50,
+        warmup=2 if args.quick else 5,
+        matmul_repeats=3 if args.quick else 10,
+        theirs_workers=args.theirs_workers,
+        quick=args.quick,
+    )
+
+
+def machine() -> str:
+    """CPU model and core count, for the notes."""
+    model = platform.processor() or "cpu"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{model}, {os.cpu_count()} cores"
+
+
+def run(settings: Settings) -> Json:
+    """The whole benchmark; returns every number (their raw predictions left out)."""
+    torch.set_num_threads(settings.threads)
+    settings.work.mkdir(parents=True, exist_ok=True)
+    load_before = os.getloadavg()[0]
+    layout = convert(settings.data, settings.work / "yolo")
+    python = ensure_venv()
+    theirs = theirs_train_and_eval(python, settings, layout)
+    log("our detector on the test split")
+    ours: Json = {"train_seconds": settings.ours_train_seconds}
+    ours["metrics"] = ours_metrics(settings, layout).to_dict()
+    theirs_metrics_ = theirs_metrics(theirs, layout).to_dict()
+    speed_ = speed(settings, python, layout, theirs["weights"])
+    parts = [p for p in (theirs.get("train"), theirs["evaluate"], speed_["theirs"]) if p]
+    for d in (ours["metrics"], theirs_metrics_):
+        d.pop("pr_curves", None)
+    theirs["evaluate"].pop("predictions")
+    return {
+        "quick": settings.quick,
+        "budget_minutes": settings.budget_minutes,
+        "warmup": settings.warmup,
+        "class_names": layout.class_names,
+        "ours_checkpoint": str(settings.ours),
+        "ours": ours,
+        "theirs": {**theirs, "metrics": theirs_metrics_},
+        "speed": speed_,
+        "versions": {**theirs["evaluate"]["versions"], "torch": torch.__version__},
+        "theirs_network_attempts": sorted({a for p in parts for a in p["network_attempts"]}),
+        "machine": machine(),
+        "load_before": load_before,
+        "load_after": os.getloadavg()[0],
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run, print the table, write ``detector.md`` and ``detector.json``."""
+    settings = settings_from_args(argv)
+    result = run(settings)
+    table = render(result, result["class_names"])
+    settings.out.mkdir(parents=True, exist_ok=True)
+    (settings.out / "detector.md").write_text(table)
+    (settings.out / "detector.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
