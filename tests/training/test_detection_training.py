@@ -85,21 +85,27 @@ def test_tiny_detector_learns_and_reports_its_best_state(samples: list[Detection
     # A pipeline test, not a generalisation test: validating on the training images shows
     # that targets, loss, decoding and the mapping back to original pixels agree (8 images
     # are too few to measure generalisation in a few seconds).
-    torch.set_num_threads(2)
+    # One thread: on a shared, oversubscribed 2-core machine two threads wait on each other
+    # at every op (measured 20x slower under load), while one thread just runs.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     train = samples[:8]
     config = YoloConfig(img_size=128, strides=(16,), boxes_per_cell=2, width_mult=0.25)
     fit_cfg = FitConfig(
         learning_rate=3e-3, batch_size=2, max_epochs=30, max_minutes=None, patience=None
     )
-    result = train_detector(
-        train,
-        train,
-        ["red", "green"],
-        model_config=config,
-        fit_config=fit_cfg,
-        augment_config=AugmentConfig(crop_p=0.0, color_p=0.0),
-        seed=0,
-    )
+    try:
+        result = train_detector(
+            train,
+            train,
+            ["red", "green"],
+            model_config=config,
+            fit_config=fit_cfg,
+            augment_config=AugmentConfig(crop_p=0.0, color_p=0.0),
+            seed=0,
+        )
+    finally:
+        torch.set_num_threads(threads)
     assert result.model_config.class_names == ["red", "green"]
     history = [round(h.metrics["map50"], 3) for h in result.history]
     assert result.metrics.map50 > 0.5, history
