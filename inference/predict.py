@@ -9,6 +9,10 @@ boxes back to each original image.
 Per-call threshold overrides are applied to a *copy* of the model's config handed to the
 decoder: the shared model is never mutated, so one call's override cannot leak into the
 next (or into another thread using the same predictor).
+
+Backends: on the CPU the network runs through ONNX Runtime when it is installed (the
+benchmark measures it 2-3x faster than eager PyTorch there); on CUDA, PyTorch. Decoding is
+PyTorch for both, so they share one post-processing chain.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from inference.onnx_backend import OnnxRunner, onnx_available
 from inference.preprocess import (
     Letterboxed,
     as_rgb_uint8,
@@ -101,11 +106,13 @@ class Predictor:
         timings: :class:`Timings` of the latest :meth:`predict` call.
     """
 
-    def __init__(self, model: YoloDetector) -> None:
+    def __init__(self, model: YoloDetector, backend: str = "auto") -> None:
         self.model = model.eval()
         self.config: YoloConfig = model.config
         self.device = next(model.parameters()).device
         self.timings = Timings()
+        self.backend = _choose_backend(backend, self.device)
+        self._onnx = OnnxRunner(model) if self.backend == "onnx" else None
 
     @classmethod
     def from_checkpoint(
@@ -113,17 +120,20 @@ class Predictor:
         path: str | Path,
         device: str | torch.device | None = None,
         expected_sha256: str | None = None,
+        backend: str = "auto",
     ) -> Predictor:
         """Load a checkpoint written by :func:`inference.yolo.save_detector`.
 
         Args:
             device: "cpu", "cuda", ... or ``None`` for :func:`inference.runtime.pick_device`.
             expected_sha256: refuse the file unless its digest matches.
+            backend: "torch", "onnx" (CPU only) or "auto" (ONNX on the CPU when available).
 
         Raises:
             inference.runtime.CheckpointError: unreadable or incompatible file.
         """
-        return cls(load_detector(path, device=device, expected_sha256=expected_sha256))
+        model = load_detector(path, device=device, expected_sha256=expected_sha256)
+        return cls(model, backend=backend)
 
     @property
     def class_names(self) -> list[str]:
@@ -186,7 +196,7 @@ class Predictor:
         batch = to_tensor([b.image for b in boxed]).to(self.device)
         t1 = time.perf_counter()
         with torch.inference_mode():
-            raw = self.model.raw_outputs(batch)
+            raw = self._onnx(batch) if self._onnx else self.model.raw_outputs(batch)
             if self.device.type == "cuda":  # kernels are async: time the work, not the launch
                 torch.cuda.synchronize(self.device)
             t2 = time.perf_counter()
@@ -212,3 +222,14 @@ class Predictor:
             class_names=tuple(names[int(i)] for i in labels),
             inference_ms=0.0,
         )
+
+
+def _choose_backend(requested: str, device: torch.device) -> str:
+    """Resolve "auto" and refuse combinations that cannot run."""
+    if requested not in ("auto", "torch", "onnx"):
+        raise ValueError(f"backend must be auto, torch or onnx, got {requested!r}")
+    if requested == "onnx" and (device.type != "cpu" or not onnx_available()):
+        raise ValueError("the onnx backend needs onnxruntime and a model on the CPU")
+    if requested == "auto":
+        return "onnx" if device.type == "cpu" and onnx_available() else "torch"
+    return requested

@@ -138,6 +138,12 @@ JOB_QUEUE_GPU = env_str("QUEUE_GPU", "gpu")
 # With no broker at all (a laptop without Redis), jobs run in a thread of the web process.
 JOBS_IN_PROCESS = env_bool("JOBS_IN_PROCESS", False)
 JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3, minimum=1)
+# Network backend for serving: "auto" runs ONNX Runtime on the CPU and PyTorch on CUDA.
+INFERENCE_BACKEND = env_str("INFERENCE_BACKEND", "auto")
+if INFERENCE_BACKEND not in ("auto", "torch", "onnx"):
+    raise ImproperlyConfigured(
+        f"INFERENCE_BACKEND must be auto, torch or onnx, got {INFERENCE_BACKEND!r}"
+    )
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

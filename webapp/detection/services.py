@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
 
@@ -49,7 +50,9 @@ def get_predictor(version: ModelVersion) -> Predictor:
         if cached and cached[0] == version.pk and cached[1] == version.sha256:
             return cached[2]
         predictor = Predictor.from_checkpoint(
-            Path(default_storage.path(str(version.file.name))), expected_sha256=version.sha256
+            Path(default_storage.path(str(version.file.name))),
+            expected_sha256=version.sha256,
+            backend=settings.INFERENCE_BACKEND,
         )
         _cache[version.kind] = (version.pk, version.sha256, predictor)
         return predictor
