@@ -39,7 +39,11 @@ class Command(BaseCommand):
             "sha256": version.sha256,
             "class_names": version.class_names,
             "config": version.config,
-            "metrics": version.metrics,
+            # PR curves stay in the database (for charts); the card keeps the summary numbers.
+            "metrics": {
+                split: {k: v for k, v in values.items() if k != "pr_curves"}
+                for split, values in version.metrics.items()
+            },
             "command": version.command,
             "training_seconds": version.training_seconds,
             "dataset": version.dataset.name if version.dataset else None,
