@@ -245,7 +245,10 @@ def ours_latency(model: YoloDetector, image: NDArray[np.uint8], settings: Settin
     config, size = model.config, model.config.img_size
     out: Json = {"threads": torch.get_num_threads(), "batches": {}, "eager": {}}
     one = to_tensor([image])
-    backends = {"batches": OnnxRunner(model), "eager": model.raw_outputs}
+    backends: dict[str, Callable[[Any], Any]] = {
+        "batches": OnnxRunner(model),
+        "eager": model.raw_outputs,
+    }
     with torch.inference_mode():
         for key, forward_fn in backends.items():
             for n in (1, 8):
@@ -490,6 +493,9 @@ def settings_from_args(argv: Sequence[str] | None = None) -> Settings:
     if args.skip_train_theirs != (args.theirs_weights is not None):
         parser.error("--skip-train-theirs and --theirs-weights go together")
     extra = load_checkpoint(args.ours, expected_kind="detector").extra
+    card = Path(args.ours).with_suffix(".json")  # the model card export_model writes
+    if "training_seconds" not in extra and card.exists():
+        extra = {**extra, **json.loads(card.read_text())}
     seconds = args.ours_train_seconds or extra.get("training_seconds")
     budget = args.budget_minutes or (1.0 if args.quick else None)
     if budget is None and seconds:
