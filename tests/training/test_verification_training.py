@@ -1,0 +1,201 @@
+"""The Siamese verifier's training pipeline: folder loading, augmentation, training, CV."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from inference.faces import crop_face, to_gray, to_tensor
+from inference.pairs import all_eval_pairs
+from inference.preprocess import load_rgb
+from inference.siamese import EmbeddingConfig, EmbeddingNet, SiameseNet
+from inference.verification_metrics import calibrate
+from training.fit import FitConfig
+from training.verification import (
+    DEFAULT_VERIFIER_EMBEDDING_CONFIG,
+    DEFAULT_VERIFIER_FIT_CONFIG,
+    FaceAugmentConfig,
+    FaceSample,
+    augment_face,
+    cross_validate,
+    evaluate_verifier,
+    load_identity_folder,
+    train_verifier,
+)
+
+# Small enough for a few seconds per epoch on one thread, big enough to learn ORL faces.
+TINY = EmbeddingConfig(input_size=32, widths=(8, 16, 32), embedding_dim=32)
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """Other jobs share the machine; one thread also makes timings comparable."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def orl() -> list[FaceSample]:
+    """All 400 ORL faces (40 people x 10)."""
+    path = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "att_faces" / "faces"
+    return load_identity_folder(path)
+
+
+def _people(samples: list[FaceSample], names: list[str]) -> list[FaceSample]:
+    return [s for s in samples if s.identity in names]
+
+
+def test_load_identity_folder_lists_images_per_person(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    layout = {"alice": ["1.png", "2.jpg"], "bob": ["a.pgm", "b.png", "c.bmp"], "carol": ["x.png"]}
+    for person, files in layout.items():
+        (tmp_path / person).mkdir()
+        for name in files:
+            pixels = rng.integers(0, 256, size=(20, 16), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / person / name)
+    (tmp_path / "bob" / "notes.txt").write_text("not a face")
+    (tmp_path / "bob" / ".hidden.png").write_bytes(b"")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "stray.png").write_bytes(b"")  # files at the top level belong to nobody
+
+    samples = load_identity_folder(tmp_path)
+
+    assert [(s.identity, s.image_path.name) for s in samples] == [
+        ("alice", "1.png"),
+        ("alice", "2.jpg"),
+        ("bob", "a.pgm"),
+        ("bob", "b.png"),
+        ("bob", "c.bmp"),
+        ("carol", "x.png"),
+    ]
+    assert all(s.box is None for s in samples)
+    assert load_rgb(samples[2].image_path).shape == (20, 16, 3)
+
+
+def test_load_identity_folder_rejects_a_missing_folder(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        load_identity_folder(tmp_path / "nope")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_augment_face_keeps_shape_and_dtype_and_repeats_per_seed(seed: int) -> None:
+    image = np.random.default_rng(seed).integers(0, 256, size=(112, 92, 3), dtype=np.uint8)
+    region = (10.0, 12.0, 80.0, 100.0)
+
+    out, window = augment_face(image, region, np.random.default_rng(seed))
+    again, window_again = augment_face(image, region, np.random.default_rng(seed))
+    other, _ = augment_face(image, region, np.random.default_rng(seed + 100))
+
+    assert out.shape == (112, 92) and out.dtype == np.uint8
+    np.testing.assert_array_equal(out, again)
+    assert window == window_again
+    assert not np.array_equal(out, other)
+    assert 0 <= window[0] < window[2] <= 92 and 0 <= window[1] < window[3] <= 112
+    crop = crop_face(out, window, margin=0.0, size=32)
+    assert crop.shape == (32, 32) and crop.dtype == np.uint8
+
+
+def test_augment_face_mirror_is_horizontal_and_moves_the_window() -> None:
+    image = np.random.default_rng(0).integers(0, 256, size=(40, 30), dtype=np.uint8)
+    only_flip = FaceAugmentConfig(
+        flip_p=1.0, max_shift=0.0, scale_range=(1.0, 1.0), brightness=0, contrast=0, gamma=0
+    )
+
+    out, window = augment_face(image, (2.0, 5.0, 12.0, 35.0), np.random.default_rng(0), only_flip)
+
+    np.testing.assert_array_equal(out, image[:, ::-1])
+    assert window == pytest.approx((18.0, 5.0, 28.0, 35.0))
+
+
+def test_augment_face_whole_image_default_window() -> None:
+    image = np.full((50, 40), 128, dtype=np.uint8)
+    out, window = augment_face(image, None, np.random.default_rng(3))
+    assert out.shape == (50, 40)
+    assert 0 <= window[0] < window[2] <= 40 and 0 <= window[1] < window[3] <= 50
+
+
+def test_evaluate_verifier_matches_calibrate_on_own_distances(orl: list[FaceSample]) -> None:
+    samples = _people(orl, ["s3", "s7", "s12", "s25"])
+    torch.manual_seed(0)
+    net = EmbeddingNet(TINY).eval()
+
+    result = evaluate_verifier(net, samples, rng_seed=5)
+
+    # Slow reference: crop each face the way serving does, embed, measure pair by pair.
+    crops = [crop_face(to_gray(load_rgb(s.image_path)), None, margin=0.2, size=32) for s in samples]
+    with torch.no_grad():
+        h = net(to_tensor(crops)).numpy()
+    people = sorted({s.identity for s in samples})
+    labels = np.array([people.index(s.identity) for s in samples])
+    idx1, idx2, y = all_eval_pairs(labels, np.random.default_rng(5))
+    distances = [float(np.linalg.norm(h[i] - h[j])) for i, j in zip(idx1, idx2, strict=True)]
+    expected = calibrate(np.array(distances), y == 0)
+
+    assert result.n_same == 4 * 45 and result.n_different == 4 * 45
+    for name in ("eer", "eer_threshold", "auc", "tar_at_far_1pct", "tar_at_far_01pct"):
+        assert getattr(result, name) == pytest.approx(getattr(expected, name), abs=1e-5), name
+
+
+def test_train_verifier_lowers_validation_eer(orl: list[FaceSample]) -> None:
+    # Six people teach little that carries over to new faces, and an untrained conv net on
+    # standardised crops already scores 24-36% EER here (raw pixels are a strong baseline on
+    # ORL), so the bound is modest: measured 19.3% against 24.1% untrained with seed 0
+    # (seeds 1 and 2: 24.8% vs 28.1%, 23.7% vs 35.6%).
+    train = _people(orl, ["s1", "s2", "s3", "s4", "s5", "s6"])
+    val = _people(orl, ["s31", "s32", "s33", "s34", "s35", "s36"])
+    config = DEFAULT_VERIFIER_EMBEDDING_CONFIG
+    torch.manual_seed(0)  # the same initial weights train_verifier(seed=0) starts from
+    untrained = evaluate_verifier(SiameseNet(EmbeddingNet(config)).eval(), val, rng_seed=0)
+    fit_config = dataclasses.replace(
+        DEFAULT_VERIFIER_FIT_CONFIG, batch_size=32, max_epochs=8, patience=None, max_minutes=1.0
+    )
+
+    result = train_verifier(train, val, fit_config=fit_config, pairs_per_epoch=256, seed=0)
+
+    assert len(result.history) >= 4
+    assert result.calibration.eer == pytest.approx(min(h.metrics["eer"] for h in result.history))
+    assert result.calibration.eer < 0.22
+    assert result.calibration.eer < untrained.eer - 0.03
+    assert not result.model.training
+
+
+def test_train_verifier_refuses_people_in_both_sets(orl: list[FaceSample]) -> None:
+    with pytest.raises(ValueError, match="share people"):
+        train_verifier(_people(orl, ["s1", "s2"]), _people(orl, ["s2", "s3"]))
+
+
+def test_cross_validate_keeps_people_apart(orl: list[FaceSample]) -> None:
+    names = [f"s{i}" for i in range(1, 11)]
+    samples = _people(orl, names)
+    fit_config = FitConfig(batch_size=16, max_epochs=1, metric="eer", mode="min")
+
+    cv = cross_validate(
+        samples,
+        k=5,
+        seed=1,
+        embedding_config=TINY,
+        fit_config=fit_config,
+        pairs_per_epoch=32,
+        hard_negatives=True,
+    )
+
+    assert len(cv.folds) == 5
+    tested: list[str] = []
+    for fold in cv.folds:
+        train, val, test = set(fold.train_people), set(fold.val_people), set(fold.test_people)
+        assert not (train & val) and not (train & test) and not (val & test)
+        assert train | val | test == set(names)
+        assert len(val) >= 2 and len(test) == 2
+        tested += fold.test_people
+    assert sorted(tested) == sorted(names)
+    eers = [f.test.eer for f in cv.folds]
+    assert cv.mean["eer"] == pytest.approx(np.mean(eers))
+    assert cv.std["eer"] == pytest.approx(np.std(eers))

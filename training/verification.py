@@ -1,0 +1,662 @@
+"""Train and evaluate the Siamese face verifier on people held out from training.
+
+Pure numeric code (no Django). The pipeline, top to bottom:
+
+1. :func:`load_identity_folder` lists ``root/<person>/<image>`` as :class:`FaceSample`.
+2. :class:`_FaceCache` decodes every image once, keeps the exact evaluation crop
+   (``crop_face`` + the model's input size) and a small context window for augmentation.
+3. :func:`train_verifier` draws balanced pairs each epoch (``inference.pairs.sample_pairs``),
+   augments both faces of every pair with :func:`augment_face` *before* ``crop_face`` /
+   ``to_tensor`` (so training crops are made by the same code as serving crops), and runs
+   ``training.fit.fit`` with the contrastive loss, early-stopping on the validation EER.
+4. :func:`evaluate_verifier` measures a model on every same-person pair of some people plus
+   as many different-person pairs (``inference.pairs.all_eval_pairs``).
+5. :func:`cross_validate` repeats 3-4 over people-disjoint folds: verification is always
+   measured on people the network never saw.
+
+Label convention (the notes'): ``y = 0`` same person, ``y = 1`` different people.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+import torch
+from PIL import Image
+from torch import Tensor, nn
+
+from inference.faces import UInt8Array, crop_face, expand_box, to_gray, to_tensor
+from inference.pairs import PairArrays, all_eval_pairs, people_disjoint_folds, sample_pairs
+from inference.preprocess import load_rgb
+from inference.siamese import (
+    DEFAULT_MARGIN,
+    EmbeddingConfig,
+    EmbeddingNet,
+    SiameseNet,
+    contrastive_loss,
+    euclidean_distance,
+)
+from inference.verification_metrics import Calibration, calibrate
+from training.fit import EpochRecord, FitConfig, Progress, StopReason, fit
+
+Box = tuple[float, float, float, float]
+PairBatch = tuple[Tensor, Tensor, Tensor]  # x1 (B, 1, S, S), x2 (B, 1, S, S), y (B,)
+
+# Context the face crop gets around a detector box, as in inference.faces.crop_face.
+FACE_MARGIN = 0.2
+# Extra context kept around the crop for augmentation: shifts and zoom-outs then show real
+# pixels instead of being clipped at the cache's edge.
+_CONTEXT_MARGIN = 0.35
+# The cached context is shrunk when its face region is larger than this many model input
+# sizes: a 1000 px face from a phone photo would otherwise cost 1 MB per image for detail
+# the model's small crop cannot use. Evaluation crops are cut from the full image, never from this.
+_MAX_CONTEXT_ZOOM = 3.0
+
+# Chosen by short ORL experiments on ONE CPU thread (rows in
+# training/experiments/VERIFIER_RESULTS.md; 5 people-disjoint folds, 26 train / 6 val / 8 test
+# people each). Compute is the binding limit there, so the choices favour steps per minute:
+# - Adam (the notes' default); 3e-3 beat 1e-3 slightly (5-fold EER 18.9% vs 19.6%) and
+#   clearly on the 6-person unit test, where 1e-3 did not improve on the untrained net.
+# - batch 64 pairs (a power of two, as the notes advise): ~0.15 s per step at 32 px.
+# - cosine decay to 1e-5 over max_epochs: the last epochs settle instead of jumping.
+# - L2 5e-4 on weights only (not tuned): 240 training faces are easy to memorise (train EER
+#   fell to 1-7% while held-out EER stayed near 18%).
+# - max_epochs 60 with a 3-minute budget: a 2.4-minute single-split run did 60 epochs and
+#   reached 14.2% test EER (vs ~19% after 30 s); validation EER there improved at epochs
+#   11, 18, 20 and 36, and is noisy (+/- 3 points over 6 people), hence patience 10.
+DEFAULT_VERIFIER_FIT_CONFIG = FitConfig(
+    optimizer="adam",
+    learning_rate=3e-3,
+    weight_decay=5e-4,
+    batch_size=64,
+    lr_schedule="cosine",
+    min_lr=1e-5,
+    max_epochs=60,
+    max_minutes=3.0,
+    patience=10,
+    metric="eer",
+    mode="min",
+)
+# 16 steps of 64 pairs: an epoch of a few seconds, so early stopping looks often.
+DEFAULT_PAIRS_PER_EPOCH = 1024
+# Smaller than inference.siamese's EmbeddingConfig() (64 px, widths 16..128) because a step
+# of 64 pairs took 2.7 s there against 0.15 s here on one thread: in a few CPU minutes the
+# big net sees too few pairs. Five stages (32 or 48 px) did worse on a single split (24-35%
+# vs 15-22% test EER for these four). The config is saved with each checkpoint, so serving
+# crops at this size automatically. No dropout and 32 dimensions: with hard negatives,
+# dropout 0.2 -> 0 raised 5-fold TAR@FAR=1% from 29.7% to 46.3% (EER 18.4% -> 16.5%); the
+# head sees only 64 pooled features, and dropping some of them makes the distances of
+# look-alike pairs noisy, which is exactly what low-FAR operating points depend on.
+DEFAULT_VERIFIER_EMBEDDING_CONFIG = EmbeddingConfig(
+    input_size=32, widths=(8, 16, 32, 64), embedding_dim=32, dropout=0.0
+)
+
+
+# ----------------------------------------------------------------------------- samples
+@dataclass(frozen=True)
+class FaceSample:
+    """One face image of a known person.
+
+    Attributes:
+        image_path: the image file (any format ``inference.preprocess.load_rgb`` decodes).
+        identity: the person's id (for a folder layout, the sub-folder's name).
+        box: face box ``(x1, y1, x2, y2)`` in pixels of the decoded image, or ``None`` when
+            the whole image is the face (ORL, or crops a user uploaded).
+    """
+
+    image_path: Path
+    identity: str
+    box: Box | None = None
+
+
+def _is_image_file(path: Path) -> bool:
+    # PIL's registry of extensions is the list of formats it can open; hidden files (.DS_Store)
+    # and notes next to the pictures are skipped without a decode attempt.
+    return (
+        path.is_file()
+        and not path.name.startswith(".")
+        and path.suffix.lower() in Image.registered_extensions()
+    )
+
+
+def load_identity_folder(root: str | Path) -> list[FaceSample]:
+    """List ``root/<person>/<image>`` files as whole-image face samples.
+
+    Args:
+        root: a folder with one sub-folder per person (e.g. ORL's ``faces/sN/K.pgm``).
+
+    Returns:
+        Samples sorted by person then file name, ``box=None``. Sub-folders without images
+        are skipped; files are not decoded here (that happens once, when training).
+
+    Raises:
+        FileNotFoundError: ``root`` is not a folder.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root} is not a folder")
+    samples: list[FaceSample] = []
+    for person in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for image in sorted(p for p in person.iterdir() if _is_image_file(p)):
+            samples.append(FaceSample(image_path=image, identity=person.name))
+    return samples
+
+
+# ----------------------------------------------------------------------------- augmentation
+@dataclass(frozen=True)
+class FaceAugmentConfig:
+    """Ranges for :func:`augment_face`; all draws are uniform.
+
+    Attributes:
+        flip_p: probability of a horizontal mirror (faces are near left-right symmetric; a
+            vertical flip is not a face any camera takes, so there is none).
+        max_shift: the crop window's centre moves by up to this fraction of its side.
+        scale_range: the crop window's side is multiplied by a factor in this range (< 1
+            zooms in, > 1 zooms out).
+        brightness: added to pixel values in [0, 1], up to +/- this.
+        contrast: pixel values are stretched around mid-grey by a factor in
+            ``[1 - contrast, 1 + contrast]``.
+        gamma: ``v ** g`` with ``log g`` in ``[-log(1 + gamma), log(1 + gamma)]``. ``to_tensor``
+            standardises each crop, which undoes most of a linear brightness/contrast change
+            (only clipping survives); a gamma curve is non-linear and still changes what the
+            net sees, like a different camera response or lighting.
+    """
+
+    flip_p: float = 0.5
+    max_shift: float = 0.06
+    scale_range: tuple[float, float] = (0.85, 1.1)
+    brightness: float = 0.1
+    contrast: float = 0.2
+    gamma: float = 0.3
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.flip_p <= 1.0:
+            raise ValueError(f"flip_p must be in [0, 1], got {self.flip_p}")
+        low, high = self.scale_range
+        if not 0.0 < low <= high:
+            raise ValueError(f"scale_range must be 0 < low <= high, got {self.scale_range}")
+        if min(self.max_shift, self.brightness, self.gamma) < 0 or not 0 <= self.contrast < 1:
+            raise ValueError(f"jitter ranges must be >= 0 (contrast < 1): {self}")
+
+
+DEFAULT_FACE_AUGMENT = FaceAugmentConfig()
+
+
+def _photometric_lut(rng: np.random.Generator, config: FaceAugmentConfig) -> UInt8Array:
+    """A 256-entry grey-level table applying gamma, then contrast and brightness."""
+    gamma = math.exp(rng.uniform(-1.0, 1.0) * math.log1p(config.gamma))
+    contrast = 1.0 + rng.uniform(-config.contrast, config.contrast)
+    brightness = rng.uniform(-config.brightness, config.brightness)
+    v = np.linspace(0.0, 1.0, 256) ** gamma
+    v = (v - 0.5) * contrast + 0.5 + brightness
+    return np.asarray(np.clip(np.rint(v * 255.0), 0, 255), dtype=np.uint8)
+
+
+def _jitter_region(
+    region: Box, width: int, height: int, rng: np.random.Generator, config: FaceAugmentConfig
+) -> Box:
+    """Randomly shift and scale a crop window, clipped to the image."""
+    x1, y1, x2, y2 = region
+    w, h = x2 - x1, y2 - y1
+    scale = rng.uniform(*config.scale_range)
+    cx = (x1 + x2) / 2 + rng.uniform(-config.max_shift, config.max_shift) * w
+    cy = (y1 + y2) / 2 + rng.uniform(-config.max_shift, config.max_shift) * h
+    half_w, half_h = scale * w / 2, scale * h / 2
+    nx1, ny1 = max(0.0, cx - half_w), max(0.0, cy - half_h)
+    nx2, ny2 = min(float(width), cx + half_w), min(float(height), cy + half_h)
+    if nx2 - nx1 < 1.0 or ny2 - ny1 < 1.0:  # shifted off the image: keep the original window
+        return region
+    return nx1, ny1, nx2, ny2
+
+
+def augment_face(
+    image: np.ndarray,
+    region: Box | None,
+    rng: np.random.Generator,
+    config: FaceAugmentConfig = DEFAULT_FACE_AUGMENT,
+) -> tuple[UInt8Array, Box]:
+    """Randomly mirror, re-light and move the crop window of one face, before cropping.
+
+    Feed the result to ``crop_face(image, region, margin=0.0, size=S)``: ``region`` is the
+    final crop window (any face margin is already in it), so the crop is made by the same
+    function serving uses.
+
+    Args:
+        image: ``(H, W)`` or ``(H, W, C)`` uint8 (see ``inference.faces.to_gray``).
+        region: crop window ``(x1, y1, x2, y2)`` in pixels, or None for the whole image.
+        rng: the only source of randomness: the same generator state gives the same output.
+        config: the jitter ranges.
+
+    Returns:
+        ``(H, W)`` uint8 grey image (a new array) and the jittered window inside it.
+    """
+    grey = to_gray(image)
+    height, width = grey.shape
+    window: Box = region if region is not None else (0.0, 0.0, float(width), float(height))
+    if rng.random() < config.flip_p:
+        grey = grey[:, ::-1]
+        window = (width - window[2], window[1], width - window[0], window[3])
+    window = _jitter_region(window, width, height, rng, config)
+    out = cv2.LUT(np.ascontiguousarray(grey), _photometric_lut(rng, config))
+    return np.asarray(out, dtype=np.uint8), window
+
+
+# ----------------------------------------------------------------------------- image cache
+@dataclass(frozen=True)
+class _CachedFace:
+    context: UInt8Array  # (h, w) grey pixels around the face, for augmentation
+    region: Box  # the evaluation crop window inside `context`
+
+
+def _cache_face(sample: FaceSample, size: int) -> tuple[UInt8Array, _CachedFace]:
+    """Decode one sample: its exact evaluation crop ``(S, S)`` and its augmentation context."""
+    grey = to_gray(load_rgb(sample.image_path))  # the decoder serving uses (EXIF, 16-bit, ...)
+    height, width = grey.shape
+    crop = crop_face(grey, sample.box, margin=FACE_MARGIN, size=size)
+    x1, y1, x2, y2 = expand_box(sample.box, width, height, margin=FACE_MARGIN)
+    cx1, cy1, cx2, cy2 = expand_box(sample.box, width, height, margin=_CONTEXT_MARGIN)
+    context = grey[cy1:cy2, cx1:cx2]
+    region: Box = (x1 - cx1, y1 - cy1, x2 - cx1, y2 - cy1)
+    zoom = _MAX_CONTEXT_ZOOM * size / max(x2 - x1, y2 - y1)
+    if zoom < 1.0:
+        new_size = (max(1, round(context.shape[1] * zoom)), max(1, round(context.shape[0] * zoom)))
+        context = np.asarray(
+            cv2.resize(context, new_size, interpolation=cv2.INTER_AREA), dtype=np.uint8
+        )
+        region = (region[0] * zoom, region[1] * zoom, region[2] * zoom, region[3] * zoom)
+    return crop, _CachedFace(np.ascontiguousarray(context), region)
+
+
+class _FaceCache:
+    """Every sample decoded once: ``crops (N, S, S)`` uint8, contexts, integer labels.
+
+    ORL (400 faces) takes about 4 MB of contexts and decodes in ~0.4 s; an epoch reads each
+    face ~5 times (1024 pairs x 2 sides), so decoding per use would cost seconds per epoch.
+    """
+
+    def __init__(self, samples: Sequence[FaceSample], size: int) -> None:
+        if not samples:
+            raise ValueError("no face samples")
+        self.size = size
+        self.identities = sorted({s.identity for s in samples})
+        index = {identity: i for i, identity in enumerate(self.identities)}
+        self.labels = np.array([index[s.identity] for s in samples], dtype=np.int64)  # (N,)
+        decoded = [_cache_face(s, size) for s in samples]
+        self.crops = np.stack([crop for crop, _ in decoded])  # (N, S, S) uint8
+        self.faces = [face for _, face in decoded]
+
+    def __len__(self) -> int:
+        return len(self.faces)
+
+    def augmented(
+        self, indices: npt.NDArray[np.int64], rng: np.random.Generator, config: FaceAugmentConfig
+    ) -> Tensor:
+        """``(B, 1, S, S)`` network input for the faces ``indices``, each freshly augmented."""
+        crops = []
+        for i in indices:
+            face = self.faces[int(i)]
+            image, window = augment_face(face.context, face.region, rng, config)
+            crops.append(crop_face(image, window, margin=0.0, size=self.size))
+        return to_tensor(crops)
+
+
+# ----------------------------------------------------------------------------- evaluation
+def _embedding_net(model: SiameseNet | EmbeddingNet) -> EmbeddingNet:
+    return model.embedding if isinstance(model, SiameseNet) else model
+
+
+def _embed(net: EmbeddingNet, crops: UInt8Array, batch_size: int = 256) -> Tensor:
+    """``(N, d)`` embeddings of ``(N, S, S)`` crops, in eval mode and without gradients.
+
+    The caller's train/eval mode is restored, so this is safe in the middle of training.
+    """
+    was_training = net.training
+    device = next(net.parameters()).device
+    net.eval()
+    try:
+        with torch.no_grad():
+            parts = [
+                net(to_tensor(crops[i : i + batch_size]).to(device)).cpu()
+                for i in range(0, len(crops), batch_size)
+            ]
+    finally:
+        net.train(was_training)
+    return torch.cat(parts)
+
+
+def _pair_distances(embeddings: Tensor, pairs: PairArrays) -> npt.NDArray[np.float64]:
+    """``(P,)`` Euclidean distances of the pairs ``(idx1, idx2, y)`` under ``embeddings``."""
+    idx1, idx2, _ = pairs
+    d = euclidean_distance(embeddings[torch.from_numpy(idx1)], embeddings[torch.from_numpy(idx2)])
+    return d.double().numpy()
+
+
+def _calibrate_cached(
+    model: SiameseNet | EmbeddingNet, cache: _FaceCache, pairs: PairArrays
+) -> Calibration:
+    distances = _pair_distances(_embed(_embedding_net(model), cache.crops), pairs)
+    return calibrate(distances, pairs[2] == 0)
+
+
+def evaluate_verifier(
+    model: SiameseNet | EmbeddingNet, samples: Sequence[FaceSample], *, rng_seed: int = 0
+) -> Calibration:
+    """Verification metrics on every same-person pair of ``samples`` plus as many others.
+
+    Args:
+        model: the trained verifier (its ``config.input_size`` sets the crop size).
+        samples: faces of people the model was not trained on, >= 2 people, one with >= 2
+            faces.
+        rng_seed: seeds the choice of different-person pairs.
+
+    Returns:
+        ``inference.verification_metrics.Calibration`` (EER, AUC, TAR at FAR 1% / 0.1%, the
+        thresholds as distances, ROC and histograms).
+    """
+    cache = _FaceCache(samples, _embedding_net(model).config.input_size)
+    pairs = all_eval_pairs(cache.labels, np.random.default_rng(rng_seed))
+    return _calibrate_cached(model, cache, pairs)
+
+
+# ----------------------------------------------------------------------------- training
+@dataclass
+class VerifierTrainingResult:
+    """What :func:`train_verifier` produced.
+
+    Attributes:
+        model: the ``SiameseNet`` with the BEST epoch's weights, in eval mode.
+        calibration: validation metrics and thresholds of those weights.
+        history: one ``training.fit.EpochRecord`` per epoch (loss; val eer, auc, tar_at_far_1pct).
+        best_epoch: 0-based index of the kept epoch.
+        elapsed_seconds: wall-clock seconds of the whole call (decoding, fit, calibration).
+        stopped_reason: "early_stopping", "max_epochs", "time_budget" or "cancelled".
+        embedding_config, fit_config: the configurations actually used.
+        margin: the contrastive loss margin (distance units).
+    """
+
+    model: SiameseNet
+    calibration: Calibration
+    history: list[EpochRecord]
+    best_epoch: int
+    elapsed_seconds: float
+    stopped_reason: StopReason
+    embedding_config: EmbeddingConfig
+    fit_config: FitConfig
+    margin: float
+
+
+@dataclass
+class _PairSource:
+    """Makes each epoch's augmented pair batches from the training cache."""
+
+    cache: _FaceCache
+    net: EmbeddingNet
+    pairs_per_epoch: int
+    batch_size: int
+    hard_negatives: bool
+    augment: FaceAugmentConfig | None
+    seed: int
+
+    def epoch(self, epoch: int) -> Iterator[PairBatch]:
+        """The epoch's batches; everything random is seeded by ``(seed, epoch)``."""
+        rng = np.random.default_rng([self.seed, epoch])
+        # Hard negatives are mined with the weights at the start of the epoch: re-embedding
+        # every step would cost as much as training on the embedded faces.
+        embeddings = _embed(self.net, self.cache.crops).numpy() if self.hard_negatives else None
+        idx1, idx2, y = sample_pairs(
+            self.cache.labels,
+            self.pairs_per_epoch,
+            rng,
+            hard_negatives=self.hard_negatives,
+            embeddings=embeddings,
+        )
+        for start in range(0, len(y), self.batch_size):
+            sl = slice(start, start + self.batch_size)
+            if len(y[sl]) < 2:  # one pair gives batch norm a degenerate batch; drop it
+                continue
+            yield self._side(idx1[sl], rng), self._side(idx2[sl], rng), torch.from_numpy(y[sl])
+
+    def _side(self, indices: npt.NDArray[np.int64], rng: np.random.Generator) -> Tensor:
+        if self.augment is None:
+            return to_tensor(self.cache.crops[indices])
+        return self.cache.augmented(indices, rng, self.augment)
+
+
+def _check_people(train: Sequence[FaceSample], val: Sequence[FaceSample]) -> None:
+    shared = {s.identity for s in train} & {s.identity for s in val}
+    if shared:
+        # Validation on people seen in training measures recognition, not verification,
+        # and would early-stop on an optimistic EER.
+        raise ValueError(f"train and val share people: {sorted(shared)[:5]}")
+
+
+def train_verifier(
+    train: Sequence[FaceSample],
+    val: Sequence[FaceSample],
+    *,
+    embedding_config: EmbeddingConfig | None = None,
+    fit_config: FitConfig | None = None,
+    margin: float = DEFAULT_MARGIN,
+    pairs_per_epoch: int = DEFAULT_PAIRS_PER_EPOCH,
+    hard_negatives: bool = False,
+    augment: FaceAugmentConfig | None = DEFAULT_FACE_AUGMENT,
+    on_progress: Callable[[Progress], None] | None = None,
+    seed: int = 0,
+    device: torch.device | None = None,
+) -> VerifierTrainingResult:
+    """Train a Siamese verifier from scratch with the contrastive loss.
+
+    Each epoch draws ``pairs_per_epoch`` fresh pairs (half same-person), augments both faces
+    of each pair, and trains on mini-batches of ``fit_config.batch_size`` pairs. After each
+    epoch the validation EER over all same-person pairs of ``val`` (plus as many fixed
+    different-person pairs) decides early stopping and the best weights.
+
+    Args:
+        train: faces of the training people (>= 2 people, some with >= 2 faces).
+        val: faces of OTHER people (people-disjoint from ``train``), same requirement.
+        embedding_config: the net's shape; default ``EmbeddingConfig()``.
+        fit_config: default :data:`DEFAULT_VERIFIER_FIT_CONFIG`; its metric is forced to
+            ``eer`` / ``min`` and its seed to ``seed``.
+        margin: contrastive margin ``m`` in embedding-distance units.
+        pairs_per_epoch: pairs drawn per epoch.
+        hard_negatives: mine half of the negatives as the nearest other-person face under
+            the embeddings at the start of each epoch.
+        augment: augmentation ranges; ``None`` trains on the plain evaluation crops.
+        on_progress: forwarded to ``training.fit.fit`` (may raise ``FitCancelled``).
+        seed: seeds the initialisation, the pairs, the augmentation and dropout.
+        device: where to train (default CPU).
+
+    Returns:
+        :class:`VerifierTrainingResult` with the best epoch's weights loaded.
+    """
+    start = time.monotonic()
+    _check_people(train, val)
+    config = embedding_config or DEFAULT_VERIFIER_EMBEDDING_CONFIG
+    fcfg = dataclasses.replace(
+        fit_config or DEFAULT_VERIFIER_FIT_CONFIG, metric="eer", mode="min", seed=seed
+    )
+    device = device or torch.device("cpu")
+    torch.manual_seed(seed)  # the initialisation; fit seeds dropout itself from fcfg.seed
+    model = SiameseNet(EmbeddingNet(config)).to(device)
+    train_cache, val_cache = (
+        _FaceCache(train, config.input_size),
+        _FaceCache(val, config.input_size),
+    )
+    # Fixed validation pairs, so epoch-to-epoch changes of the EER come from the weights only.
+    val_pairs = all_eval_pairs(val_cache.labels, np.random.default_rng(seed))
+    source = _PairSource(
+        train_cache,
+        model.embedding,
+        pairs_per_epoch,
+        fcfg.batch_size,
+        hard_negatives,
+        augment,
+        seed,
+    )
+
+    def step(m: nn.Module, batch: PairBatch) -> dict[str, Tensor]:
+        x1, x2, y = batch
+        _, _, distance = m(x1.to(device), x2.to(device))  # (B,)
+        return {"loss": contrastive_loss(distance, y.to(device), margin)}
+
+    def evaluate(m: nn.Module) -> dict[str, float]:
+        cal = _calibrate_cached(model, val_cache, val_pairs)
+        return {"eer": cal.eer, "auc": cal.auc, "tar_at_far_1pct": cal.tar_at_far_1pct}
+
+    result = fit(model, source.epoch, step, evaluate, fcfg, on_progress)
+    if result.best_state is not None:
+        model.load_state_dict(result.best_state)
+    model.eval()
+    return VerifierTrainingResult(
+        model=model,
+        calibration=_calibrate_cached(model, val_cache, val_pairs),
+        history=result.history,
+        best_epoch=result.best_epoch,
+        elapsed_seconds=time.monotonic() - start,
+        stopped_reason=result.stopped_reason,
+        embedding_config=config,
+        fit_config=fcfg,
+        margin=margin,
+    )
+
+
+# ----------------------------------------------------------------------------- cross-validation
+SUMMARY_METRICS = ("eer", "auc", "tar_at_far_1pct", "tar_at_far_01pct")
+
+
+@dataclass
+class FoldResult:
+    """One fold of :func:`cross_validate`.
+
+    Attributes:
+        fold: 0-based fold index.
+        seed: the fold's seed (training and the test pairs' ``rng_seed``).
+        train_people, val_people, test_people: the identities actually passed to training,
+            early stopping and testing (pairwise disjoint).
+        test: metrics on the test people's pairs.
+        val: validation metrics of the kept weights.
+        epochs: epochs trained; best_epoch: 0-based kept epoch.
+        seconds: wall-clock seconds of training plus testing.
+        stopped_reason: why training stopped.
+    """
+
+    fold: int
+    seed: int
+    train_people: list[str]
+    val_people: list[str]
+    test_people: list[str]
+    test: Calibration
+    val: Calibration
+    epochs: int
+    best_epoch: int
+    seconds: float
+    stopped_reason: StopReason
+
+
+@dataclass
+class CrossValidation:
+    """Per-fold results and their mean and (population) standard deviation.
+
+    Attributes:
+        folds: one :class:`FoldResult` per fold.
+        mean, std: over folds, for each of :data:`SUMMARY_METRICS` (rates in [0, 1]).
+    """
+
+    folds: list[FoldResult]
+    mean: dict[str, float] = field(default_factory=dict)
+    std: dict[str, float] = field(default_factory=dict)
+
+    def summarise(self) -> None:
+        """Fill :attr:`mean` and :attr:`std` from :attr:`folds`."""
+        for name in SUMMARY_METRICS:
+            values = np.array([getattr(f.test, name) for f in self.folds], dtype=np.float64)
+            self.mean[name], self.std[name] = float(values.mean()), float(values.std())
+
+
+def _split_validation(
+    people: Sequence[str], val_fraction: float, rng: np.random.Generator
+) -> tuple[list[str], list[str]]:
+    """Hold ``val_fraction`` of ``people`` (at least 2, for negative pairs) out for validation."""
+    n_val = max(2, round(val_fraction * len(people)))
+    if len(people) - n_val < 2:
+        raise ValueError(f"{len(people)} training people cannot spare {n_val} for validation")
+    chosen = set(rng.choice(len(people), size=n_val, replace=False).tolist())
+    train = [p for i, p in enumerate(people) if i not in chosen]
+    return train, [p for i, p in enumerate(people) if i in chosen]
+
+
+def _run_fold(
+    fold: int,
+    people: tuple[list[str], list[str], list[str]],
+    samples: Sequence[FaceSample],
+    seed: int,
+    train_kwargs: dict[str, Any],
+) -> FoldResult:
+    start = time.monotonic()
+    train_ids, val_ids, test_ids = (set(p) for p in people)
+    train = [s for s in samples if s.identity in train_ids]
+    val = [s for s in samples if s.identity in val_ids]
+    test = [s for s in samples if s.identity in test_ids]
+    result = train_verifier(train, val, seed=seed, **train_kwargs)
+    test_cal = evaluate_verifier(result.model, test, rng_seed=seed)
+    return FoldResult(
+        fold=fold,
+        seed=seed,
+        train_people=sorted({s.identity for s in train}),
+        val_people=sorted({s.identity for s in val}),
+        test_people=sorted({s.identity for s in test}),
+        test=test_cal,
+        val=result.calibration,
+        epochs=len(result.history),
+        best_epoch=result.best_epoch,
+        seconds=time.monotonic() - start,
+        stopped_reason=result.stopped_reason,
+    )
+
+
+def cross_validate(
+    samples: Sequence[FaceSample],
+    k: int = 5,
+    *,
+    seed: int = 0,
+    val_fraction: float = 0.2,
+    on_fold: Callable[[FoldResult], None] | None = None,
+    **train_kwargs: Any,
+) -> CrossValidation:
+    """People-disjoint k-fold evaluation of :func:`train_verifier`.
+
+    For each fold: its people are the test set; of the remaining people ``val_fraction``
+    (at least 2) are held out for early stopping and the rest train the net. No person is
+    ever in two of these roles within a fold.
+
+    Args:
+        samples: all faces, several people with several faces each.
+        k: number of folds (``inference.pairs.people_disjoint_folds``).
+        seed: seeds the folds, the validation split and each fold's training (``seed + fold``).
+        val_fraction: share of each fold's training people held out as validation.
+        on_fold: called with each finished fold (e.g. to print it).
+        **train_kwargs: forwarded to :func:`train_verifier` (not ``seed``).
+
+    Returns:
+        :class:`CrossValidation` with per-fold results and mean / std of the test metrics.
+    """
+    folds = people_disjoint_folds([s.identity for s in samples], k, seed=seed)
+    rng = np.random.default_rng(seed)
+    cv = CrossValidation(folds=[])
+    for fold, (train_people, test_people) in enumerate(folds):
+        train_ids, val_ids = _split_validation(train_people, val_fraction, rng)
+        people = (train_ids, val_ids, test_people)
+        cv.folds.append(_run_fold(fold, people, samples, seed + fold, train_kwargs))
+        if on_fold is not None:
+            on_fold(cv.folds[-1])
+    cv.summarise()
+    return cv
