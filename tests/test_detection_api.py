@@ -106,3 +106,38 @@ def test_viewer_cannot_detect(viewer_api, tiny_detector):
         format="multipart",
     )
     assert response.status_code == 403
+
+
+def test_stale_transient_uploads_are_swept(settings, tmp_path):
+    import os
+    import time
+    from pathlib import Path
+
+    from webapp.detection.api import sweep_stale_uploads
+
+    folder = Path(settings.MEDIA_ROOT) / "tmp"
+    folder.mkdir(parents=True, exist_ok=True)
+    old, new = folder / "old.jpg", folder / "new.jpg"
+    old.write_bytes(b"x")
+    new.write_bytes(b"y")
+    two_hours_ago = time.time() - 7200
+    os.utime(old, (two_hours_ago, two_hours_ago))
+    assert sweep_stale_uploads() == 1
+    assert not old.exists() and new.exists()
+
+
+def test_transient_upload_is_deleted_after_detection(labeler_api, tiny_detector, settings):
+    from pathlib import Path
+
+    from webapp.jobs.models import Job
+
+    response = labeler_api.post(
+        "/api/v1/detect/", {"image": SimpleUploadedFile("a.jpg", jpeg_bytes())}, format="multipart"
+    )
+    assert response.status_code == 202
+    job = Job.objects.get(pk=response.json()["job"]["id"])
+    temp = Path(job.params["temp_path"])
+    assert temp.exists()
+    execute_job(job.pk)
+    job.refresh_from_db()
+    assert job.status == "done" and not temp.exists()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -44,8 +45,27 @@ class DetectRequest(serializers.Serializer[Any]):
     model_version = serializers.IntegerField(required=False, allow_null=True)
 
 
+TEMP_MAX_AGE_S = 3600.0
+
+
+def sweep_stale_uploads(now: float | None = None) -> int:
+    """Delete transient uploads older than an hour (their job was cancelled or never ran)."""
+    folder = Path(settings.MEDIA_ROOT) / "tmp"
+    if not folder.is_dir():
+        return 0
+    cutoff = (now or time.time()) - TEMP_MAX_AGE_S
+    stale = [p for p in folder.iterdir() if p.is_file() and p.stat().st_mtime < cutoff]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
+
+
 def stash_upload(uploaded: Any) -> str:
-    """Validate an uploaded image like any upload and keep it where the worker can read it."""
+    """Validate an uploaded image like any upload and keep it where the worker can read it.
+
+    The detect job deletes the file once read; files whose job never ran are swept here.
+    """
+    sweep_stale_uploads()
     if uploaded.size and uploaded.size > settings.UPLOAD_MAX_BYTES:
         raise ImageRejected("file_too_large", "The image is larger than the upload limit.")
     decoded = decode_upload(

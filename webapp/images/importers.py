@@ -13,7 +13,7 @@ from pathlib import Path
 
 from django.db import transaction
 
-from training.formats.voc import deterministic_split, read_voc
+from training.formats.voc import VocRecord, deterministic_split, read_voc
 from webapp.images.ingest import DuplicateImage, ImageRejected, ingest_image
 from webapp.images.models import Box, BoxOrigin, Dataset, LabelClass, SplitAssignment, Task
 
@@ -88,7 +88,14 @@ def _ensure_classes(dataset: Dataset, names: list[str]) -> dict[str, LabelClass]
     return existing
 
 
-def _import_record(record, dataset, classes, split, source, report) -> None:  # type: ignore[no-untyped-def]
+def _import_record(
+    record: VocRecord,
+    dataset: Dataset,
+    classes: dict[str, LabelClass],
+    split: str | None,
+    source: str,
+    report: ImportReport,
+) -> None:
     try:
         data = Path(record.image_path).read_bytes()
         with transaction.atomic():
