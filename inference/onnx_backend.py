@@ -82,6 +82,9 @@ class OnnxRunner:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.inter_op_num_threads = 1
+        # By default ORT's threads spin after each run, stealing the cores PyTorch's
+        # decode + NMS runs on next (measured: decode 2.4 ms instead of 1.0 ms).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         fd, name = tempfile.mkstemp(suffix=".onnx")
         os.close(fd)
         try:

@@ -437,9 +437,11 @@ def decode(
 ) -> list[dict[str, Tensor]]:
     """Post-process raw outputs into detections, one dict per image.
 
-    Chain (per image, all scales together): class-specific score, score threshold
-    (``> config.score_threshold``), top-k (``config.pre_nms_top_k``), decode, clip to the
-    image, class-aware NMS (``config.iou_threshold``), cap (``config.max_detections``).
+    Chain (all scales together): class-specific score, score threshold
+    (``> config.score_threshold``), top-k per image (``config.pre_nms_top_k``), decode, clip
+    to the image, class-aware NMS (``config.iou_threshold``), cap (``config.max_detections``).
+    The whole batch goes through each step at once (one NMS call keyed by image and class),
+    because per-image loops of small tensor ops cost more than the work itself on a CPU.
 
     Args:
         raw_outputs: per scale, Tensor[N, S, S, B*5+C] in config order.
@@ -452,42 +454,63 @@ def decode(
     if len(raw_outputs) != len(config.strides):
         raise ValueError(f"expected {len(config.strides)} raw outputs, got {len(raw_outputs)}")
     size = img_size or config.img_size
-    scores = [class_scores(r, config) for r in raw_outputs]  # (N, S, S, B, C) each
-    return [
-        _decode_image([r[n] for r in raw_outputs], [s[n] for s in scores], config, size)
-        for n in range(raw_outputs[0].shape[0])
-    ]
+    n_images = raw_outputs[0].shape[0]
+    parts = [_candidates(raw, scale, config, size) for scale, raw in enumerate(raw_outputs)]
+    image = torch.cat([p[0] for p in parts])
+    scores, labels, boxes = (torch.cat([p[i] for p in parts]) for i in (1, 2, 3))
+    image, scores, labels, boxes = _top_k_per_image(
+        image, scores, labels, boxes, n_images, config.pre_nms_top_k
+    )
+    boxes = clip_boxes(boxes, size, size)
+    # One NMS for the batch: boxes only suppress boxes of the same image and class.
+    keep = batched_nms(boxes, scores, image * config.num_classes + labels, config.iou_threshold)
+    if n_images == 1:
+        keep = keep[: config.max_detections]
+        return [{"boxes": boxes[keep], "scores": scores[keep], "labels": labels[keep]}]
+    out = []
+    for n in range(n_images):  # keep is sorted by score, so each image's share is too
+        mine = keep[image[keep] == n][: config.max_detections]
+        out.append({"boxes": boxes[mine], "scores": scores[mine], "labels": labels[mine]})
+    return out
 
 
-def _decode_image(
-    raws: list[Tensor], scores: list[Tensor], config: YoloConfig, img_size: int
-) -> dict[str, Tensor]:
-    """One image: raws[i] (S, S, B*5+C), scores[i] (S, S, B, C) -> detections."""
-    cand_scores, cand_labels, cand_boxes = [], [], []
-    k = config.pre_nms_top_k
-    for scale, (raw, score) in enumerate(zip(raws, scores, strict=True)):
-        flat = score.reshape(-1)  # index = ((row*S + col)*B + b)*C + c
-        keep = torch.nonzero(flat > config.score_threshold).flatten()
-        if keep.numel() > k:  # top-k per scale first bounds the work of the global top-k
-            keep = keep[flat[keep].topk(k).indices]
-        S, C, B = raw.shape[0], config.num_classes, config.boxes_per_cell
-        cell_b, label = keep // C, keep % C
-        row, col, b = cell_b // (S * B), (cell_b // B) % S, cell_b % B
-        t = _split(raw.unsqueeze(0), config)[0][0][row, col, b, :4]  # (K, 4)
-        prior = _prior_tensor(config, scale, raw)
-        prior_b = prior[b] if prior is not None else None
-        cand_boxes.append(
-            _decode_params(t, col.to(t.dtype), row.to(t.dtype), prior_b, img_size / S, img_size)
-        )
-        cand_scores.append(flat[keep])
-        cand_labels.append(label)
-    s, lab, bx = torch.cat(cand_scores), torch.cat(cand_labels), torch.cat(cand_boxes)
-    if s.numel() > k:
-        top = s.topk(k).indices
-        s, lab, bx = s[top], lab[top], bx[top]
-    bx = clip_boxes(bx, img_size, img_size)
-    keep = batched_nms(bx, s, lab, config.iou_threshold)[: config.max_detections]
-    return {"boxes": bx[keep], "scores": s[keep], "labels": lab[keep]}
+def _candidates(
+    raw: Tensor, scale: int, config: YoloConfig, img_size: int
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Predictors of one scale scoring above the threshold, for every image of the batch.
+
+    Returns:
+        (image index [K], score [K], label [K], xyxy box [K, 4]) in input pixels.
+    """
+    n, S = raw.shape[0], raw.shape[1]
+    C, B = config.num_classes, config.boxes_per_cell
+    flat = class_scores(raw, config).reshape(n, -1)  # index = ((row*S + col)*B + b)*C + c
+    image, index = torch.nonzero(flat > config.score_threshold, as_tuple=True)
+    cell_b, label = index // C, index % C
+    row, col, b = cell_b // (S * B), (cell_b // B) % S, cell_b % B
+    t = _split(raw, config)[0][image, row, col, b, :4]  # (K, 4)
+    prior = _prior_tensor(config, scale, raw)
+    prior_b = prior[b] if prior is not None else None
+    boxes = _decode_params(t, col.to(t.dtype), row.to(t.dtype), prior_b, img_size / S, img_size)
+    return image, flat[image, index], label, boxes
+
+
+def _top_k_per_image(
+    image: Tensor, scores: Tensor, labels: Tensor, boxes: Tensor, n_images: int, k: int
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Keep at most ``k`` candidates per image (the best), bounding the work of NMS."""
+    if image.numel() <= k:
+        return image, scores, labels, boxes
+    counts = torch.bincount(image, minlength=n_images)
+    if int(counts.max()) <= k:
+        return image, scores, labels, boxes
+    keep = torch.cat(
+        [
+            idx[scores[idx].topk(min(k, idx.numel())).indices]
+            for idx in (torch.nonzero(image == n).flatten() for n in range(n_images))
+        ]
+    )
+    return image[keep], scores[keep], labels[keep], boxes[keep]
 
 
 # ----------------------------------------------------------------------------- encoding
