@@ -88,7 +88,7 @@ def test_load_rgb_any_mode(
     tmp_path: Path, mode: str, value: object, expected: tuple[int, ...]
 ) -> None:
     path = tmp_path / "x.png"
-    Image.new(mode, (5, 3), value).save(path)  # type: ignore[arg-type]
+    Image.new(mode, (5, 3), value).save(path)
     out = load_rgb(path)
     assert out.shape == (3, 5, 3) and out.dtype == np.uint8
     assert tuple(out[1, 2]) == expected

@@ -137,7 +137,7 @@ def test_time_budget_stops_training() -> None:
 def test_learning_rate_schedules(schedule: str, expected: Callable[[int], float]) -> None:
     config = FitConfig(
         learning_rate=0.1,
-        lr_schedule=schedule,  # type: ignore[arg-type]
+        lr_schedule=schedule,
         decay_rate=0.5,
         max_epochs=12,
         patience=None,
