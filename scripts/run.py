@@ -34,6 +34,19 @@ def redis_answers(url: str) -> bool:
         return False
 
 
+def wait_until_listening(
+    host: str, port: int, children: list[subprocess.Popen[bytes]], timeout: float = 60
+) -> None:
+    """Print the URL only once it answers (and the worker has had its start-up time)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and all(c.poll() is None for c in children):
+        try:
+            with socket.create_connection((host, port), 1):
+                return
+        except OSError:
+            time.sleep(0.3)
+
+
 def manage(*args: str) -> str:
     out = subprocess.run(
         [PY, "manage.py", *args], cwd=ROOT, check=True, text=True, stdout=subprocess.PIPE
