@@ -78,12 +78,21 @@ def start_redis(env: dict[str, str], children: list[subprocess.Popen[bytes]]) ->
 
 
 def main() -> int:
+    children: list[subprocess.Popen[bytes]] = []
+    try:
+        return start(children)
+    except KeyboardInterrupt:
+        # Ctrl-C during start-up: stop whatever was already started.
+        print("\nStopping…")
+        stop_all(children)
+        return 0
+
+
+def start(children: list[subprocess.Popen[bytes]]) -> int:
     env = os.environ.copy()
     (ROOT / "var").mkdir(exist_ok=True)
-    os.environ.update(env)
-    children: list[subprocess.Popen[bytes]] = []
     start_redis(env, children)
-    os.environ.update(env)
+    os.environ.update(env)  # manage() below inherits REDIS_URL / JOBS_IN_PROCESS
     manage("migrate", "--noinput")
     login = manage("ensure_demo_admin")
     print(manage("load_demo"))
@@ -113,6 +122,7 @@ def main() -> int:
             [PY, "manage.py", "runserver", "--noreload", f"{HOST}:{PORT}"], cwd=ROOT, env=env
         )
     )
+    wait_until_listening(HOST, int(PORT), children)
     print("\n" + "=" * 60)
     print(f"  Vision Workbench is running at http://{HOST}:{PORT}/")
     print(f"  {login}")
@@ -121,16 +131,20 @@ def main() -> int:
     return wait(children)
 
 
+def stop_all(children: list[subprocess.Popen[bytes]]) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+    for child in children:
+        try:
+            child.wait(10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
 def wait(children: list[subprocess.Popen[bytes]]) -> int:
     def stop(*_: object) -> None:
-        for child in children:
-            if child.poll() is None:
-                child.terminate()
-        for child in children:
-            try:
-                child.wait(10)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        stop_all(children)
 
     def on_sigterm(*_: object) -> None:
         stop()
