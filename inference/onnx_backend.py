@@ -1,9 +1,11 @@
 """Run the detector's network through ONNX Runtime on the CPU.
 
-On CPUs ONNX Runtime's fused convolutions run the same graph 2-3x faster than eager
-PyTorch (the benchmark measures it), so CPU serving exports the loaded model once and runs
-the export; decoding and NMS stay in PyTorch so both backends share one post-processing.
-CUDA serving keeps PyTorch. A test checks both backends give the same raw outputs and boxes.
+On CPUs ONNX Runtime's fused convolutions run the same graph faster than eager PyTorch
+(the benchmark measures it), so CPU serving exports the loaded model once and runs the
+export. The graph ends with :func:`inference.yolo.dense_predictions` (every predictor's box
+and class scores), so only thresholding and NMS (:func:`inference.yolo.decode_dense`) are
+left to Python: small-tensor Python overhead, not arithmetic, dominated decode at batch 1.
+CUDA serving keeps PyTorch. A test checks both backends give the same outputs and boxes.
 """
 
 from __future__ import annotations
@@ -18,18 +20,18 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
-from inference.yolo import YoloDetector
+from inference.yolo import YoloDetector, dense_predictions
 
 
-class _RawOutputs(nn.Module):
-    """The exportable part of the detector: images in, one raw tensor per scale out."""
+class _DenseOutputs(nn.Module):
+    """The exportable part of the detector: images in, every predictor's boxes and scores."""
 
     def __init__(self, model: YoloDetector) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return tuple(self.model.raw_outputs(images))
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return dense_predictions(self.model.raw_outputs(images), self.model.config)
 
 
 def onnx_available() -> bool:
@@ -47,10 +49,10 @@ def export_onnx(model: YoloDetector, path: Path) -> Path:
         model: the detector; it is exported in eval mode (batch norm uses running stats).
         path: destination ``.onnx`` file.
     """
-    wrapper = _RawOutputs(model).eval()
+    wrapper = _DenseOutputs(model).eval()
     size = model.config.img_size
     example = torch.zeros(1, 3, size, size)
-    names = [f"raw_s{stride}" for stride in model.config.strides]
+    names = ["boxes", "scores"]
     with warnings.catch_warnings():
         # The legacy exporter traces the shape checks in raw_outputs; the input size is
         # fixed by the config, so the traced constants are right.
@@ -93,8 +95,8 @@ class OnnxRunner:
         finally:
             os.unlink(name)
 
-    def __call__(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """``images (N, 3, S, S)`` float32 → one ``(N, S', S', B*5+C)`` tensor per scale."""
+    def __call__(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``images (N, 3, S, S)`` float32 → ``boxes (N, P, 4)`` and ``scores (N, P, C)``."""
         feed: NDArray[np.float32] = images.detach().cpu().numpy().astype(np.float32, copy=False)
-        outputs = self.session.run(None, {"images": feed})
-        return [torch.from_numpy(np.asarray(out)) for out in outputs]
+        boxes, scores = self.session.run(None, {"images": feed})
+        return torch.from_numpy(np.asarray(boxes)), torch.from_numpy(np.asarray(scores))

@@ -35,7 +35,7 @@ from inference.preprocess import (
     to_tensor,
     unletterbox_boxes,
 )
-from inference.yolo import YoloConfig, YoloDetector, decode, load_detector
+from inference.yolo import YoloConfig, YoloDetector, decode, decode_dense, load_detector
 
 __all__ = ["Detections", "Predictor", "Timings"]
 
@@ -196,11 +196,16 @@ class Predictor:
         batch = to_tensor([b.image for b in boxed]).to(self.device)
         t1 = time.perf_counter()
         with torch.inference_mode():
-            raw = self._onnx(batch) if self._onnx else self.model.raw_outputs(batch)
-            if self.device.type == "cuda":  # kernels are async: time the work, not the launch
-                torch.cuda.synchronize(self.device)
-            t2 = time.perf_counter()
-            decoded = decode(raw, config, config.img_size)
+            if self._onnx is not None:  # the graph already decodes boxes and scores
+                dense = self._onnx(batch)
+                t2 = time.perf_counter()
+                decoded = decode_dense(*dense, config, config.img_size)
+            else:
+                raw = self.model.raw_outputs(batch)
+                if self.device.type == "cuda":  # kernels are async: time work, not launch
+                    torch.cuda.synchronize(self.device)
+                t2 = time.perf_counter()
+                decoded = decode(raw, config, config.img_size)
         sizes = [(image.shape[1], image.shape[0]) for image in rgb]
         dets = [self._to_original(d, b, s) for d, b, s in zip(decoded, boxed, sizes, strict=True)]
         t3 = time.perf_counter()

@@ -454,45 +454,63 @@ def decode(
     if len(raw_outputs) != len(config.strides):
         raise ValueError(f"expected {len(config.strides)} raw outputs, got {len(raw_outputs)}")
     size = img_size or config.img_size
-    n_images = raw_outputs[0].shape[0]
-    parts = [_candidates(raw, scale, config, size) for scale, raw in enumerate(raw_outputs)]
-    image = torch.cat([p[0] for p in parts])
-    scores, labels, boxes = (torch.cat([p[i] for p in parts]) for i in (1, 2, 3))
-    image, scores, labels, boxes = _top_k_per_image(
-        image, scores, labels, boxes, n_images, config.pre_nms_top_k
+    return decode_dense(*dense_predictions(raw_outputs, config, size), config, size)
+
+
+def dense_predictions(
+    raw_outputs: Sequence[Tensor], config: YoloConfig, img_size: int | None = None
+) -> tuple[Tensor, Tensor]:
+    """Every predictor's decoded box and class-specific scores, all scales flattened.
+
+    Plain tensor math with fixed shapes, so it can run inside an exported graph (the ONNX
+    backend does), leaving only thresholding and NMS to :func:`decode_dense`.
+
+    Args:
+        raw_outputs: per scale, Tensor[N, S, S, B*5+C] in config order.
+
+    Returns:
+        ``boxes`` Tensor[N, P, 4] xyxy input pixels (not clipped) and ``scores``
+        Tensor[N, P, C], with P = sum over scales of S*S*B in ``(row, col, b)`` order.
+    """
+    size = img_size or config.img_size
+    n, c = raw_outputs[0].shape[0], config.num_classes
+    boxes = [decode_boxes(r, config, i, size).reshape(n, -1, 4) for i, r in enumerate(raw_outputs)]
+    scores = [class_scores(r, config).reshape(n, -1, c) for r in raw_outputs]
+    return torch.cat(boxes, dim=1), torch.cat(scores, dim=1)
+
+
+def decode_dense(
+    boxes: Tensor, scores: Tensor, config: YoloConfig, img_size: int | None = None
+) -> list[dict[str, Tensor]]:
+    """Threshold, top-k, clip, NMS and cap on :func:`dense_predictions`' output.
+
+    Args:
+        boxes (Tensor[N, P, 4]): xyxy input pixels.
+        scores (Tensor[N, P, C]): class-specific scores.
+
+    Returns:
+        As :func:`decode`.
+    """
+    size = img_size or config.img_size
+    n_images, c = scores.shape[0], scores.shape[2]
+    flat = scores.reshape(n_images, -1)
+    image, index = torch.nonzero(flat > config.score_threshold, as_tuple=True)
+    pred, labels = index // c, index % c
+    cand_boxes, cand_scores = boxes[image, pred], flat[image, index]
+    image, cand_scores, labels, cand_boxes = _top_k_per_image(
+        image, cand_scores, labels, cand_boxes, n_images, config.pre_nms_top_k
     )
-    boxes = clip_boxes(boxes, size, size)
+    cand_boxes = clip_boxes(cand_boxes, size, size)
     # One NMS for the batch: boxes only suppress boxes of the same image and class.
-    keep = batched_nms(boxes, scores, image * config.num_classes + labels, config.iou_threshold)
+    keep = batched_nms(cand_boxes, cand_scores, image * c + labels, config.iou_threshold)
     if n_images == 1:
         keep = keep[: config.max_detections]
-        return [{"boxes": boxes[keep], "scores": scores[keep], "labels": labels[keep]}]
+        return [{"boxes": cand_boxes[keep], "scores": cand_scores[keep], "labels": labels[keep]}]
     out = []
     for n in range(n_images):  # keep is sorted by score, so each image's share is too
         mine = keep[image[keep] == n][: config.max_detections]
-        out.append({"boxes": boxes[mine], "scores": scores[mine], "labels": labels[mine]})
+        out.append({"boxes": cand_boxes[mine], "scores": cand_scores[mine], "labels": labels[mine]})
     return out
-
-
-def _candidates(
-    raw: Tensor, scale: int, config: YoloConfig, img_size: int
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Predictors of one scale scoring above the threshold, for every image of the batch.
-
-    Returns:
-        (image index [K], score [K], label [K], xyxy box [K, 4]) in input pixels.
-    """
-    n, S = raw.shape[0], raw.shape[1]
-    C, B = config.num_classes, config.boxes_per_cell
-    flat = class_scores(raw, config).reshape(n, -1)  # index = ((row*S + col)*B + b)*C + c
-    image, index = torch.nonzero(flat > config.score_threshold, as_tuple=True)
-    cell_b, label = index // C, index % C
-    row, col, b = cell_b // (S * B), (cell_b // B) % S, cell_b % B
-    t = _split(raw, config)[0][image, row, col, b, :4]  # (K, 4)
-    prior = _prior_tensor(config, scale, raw)
-    prior_b = prior[b] if prior is not None else None
-    boxes = _decode_params(t, col.to(t.dtype), row.to(t.dtype), prior_b, img_size / S, img_size)
-    return image, flat[image, index], label, boxes
 
 
 def _top_k_per_image(
