@@ -44,9 +44,13 @@ def test_unknown_kind_fails_cleanly(labeler):
     assert job.status == JobStatus.FAILED and "no_such_kind" in job.error
 
 
-def test_deleted_job_is_ignored():
-    execute_job(999999)  # logs and returns; nothing to assert but that it does not raise
-    assert not Job.objects.filter(pk=999999).exists()
+def test_deleted_job_is_logged_and_skipped(caplog, labeler):
+    other = Job.objects.create(kind="image_stats", user=labeler)
+    with caplog.at_level("WARNING", logger="webapp.jobs.runner"):
+        execute_job(999999)
+    assert "job 999999 no longer exists" in caplog.text
+    other.refresh_from_db()
+    assert (other.status, other.attempts) == ("queued", 0)  # no other row was touched
 
 
 def test_cancelled_job_is_not_started(dataset, labeler):

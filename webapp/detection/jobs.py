@@ -13,12 +13,12 @@ from webapp.detection.services import (
     detect_arrays,
     elapsed_ms,
     get_predictor,
-    load_image_rgb,
     predictions_json,
     resolve_version,
     store_model_boxes,
 )
 from webapp.images.models import Image
+from webapp.images.pixels import image_rgb
 from webapp.jobs.registry import register
 from webapp.jobs.runner import JobContext, JobError
 
@@ -52,7 +52,7 @@ def detect(ctx: JobContext) -> dict[str, Any]:
     for start in range(0, len(images), BATCH):
         batch = images[start : start + BATCH]
         began = time.perf_counter()
-        detections = detect_arrays(predictor, [load_image_rgb(i) for i in batch], options)
+        detections = detect_arrays(predictor, [image_rgb(i) for i in batch], options)
         batch_ms = elapsed_ms(began)
         total_ms += batch_ms
         for image, found in zip(batch, detections, strict=True):

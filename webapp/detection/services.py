@@ -18,7 +18,6 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 
 from inference.predict import Detections, Predictor
-from inference.preprocess import load_rgb
 from training.models import ModelKind, ModelVersion
 from webapp.images.importers import class_color
 from webapp.images.models import Box, BoxOrigin, Image, ImageStatus, LabelClass
@@ -128,10 +127,6 @@ def store_model_boxes(image: Image, version: ModelVersion, detections: Detection
         if image.status == ImageStatus.NEW:
             Image.objects.filter(pk=image.pk).update(status=ImageStatus.PREDICTED)
     return len(boxes)
-
-
-def load_image_rgb(image: Image) -> np.ndarray[Any, Any]:
-    return load_rgb(Path(default_storage.path(str(image.file.name))))
 
 
 def elapsed_ms(start: float) -> float:

@@ -4,19 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-from django.core.files.storage import default_storage
-from PIL import Image as PILImage
-
 from inference.stats import ChannelStats
 from webapp.images.models import Image
+from webapp.images.pixels import image_rgb
 from webapp.jobs.registry import register
 from webapp.jobs.runner import JobContext, JobError
-
-
-def load_rgb(image: Image) -> np.ndarray[Any, np.dtype[np.uint8]]:
-    with default_storage.open(str(image.file.name), "rb") as handle, PILImage.open(handle) as pil:
-        return np.asarray(pil.convert("RGB"), dtype=np.uint8)
 
 
 @register("image_stats", uses_model=False)
@@ -31,7 +23,7 @@ def image_stats(ctx: JobContext) -> dict[str, Any]:
     skipped: list[str] = []
     for done, image in enumerate(Image.objects.filter(pk__in=ids).iterator(), start=1):
         try:
-            stats.update(load_rgb(image))
+            stats.update(image_rgb(image))
         except (OSError, ValueError) as exc:
             skipped.append(f"{image}: {exc}")
         ctx.progress(done / len(ids), f"{done} of {len(ids)} images")
