@@ -41,6 +41,9 @@ class EmbeddingConfig:
         dropout: dropout probability before the final linear layer (training only).
         normalize: L2-normalise embeddings, so distances are in [0, 2] whatever the scale
             the net drifts to, and one margin/threshold stays meaningful across trainings.
+        pooling: how the last feature map becomes a vector: ``"avg"`` (global average pool,
+            position-blind) or ``"flatten"`` (every cell keeps its place, so the head can tell
+            an eye from a mouth by where it is; faces are aligned crops, so layout matters).
     """
 
     input_size: int = 64
@@ -49,6 +52,7 @@ class EmbeddingConfig:
     embedding_dim: int = 128
     dropout: float = 0.2
     normalize: bool = True
+    pooling: str = "avg"
 
     def __post_init__(self) -> None:
         if self.input_size < 1 or self.in_channels < 1 or self.embedding_dim < 1:
@@ -57,6 +61,20 @@ class EmbeddingConfig:
             raise ValueError(f"widths must be a non-empty tuple of positive ints: {self.widths}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.pooling not in ("avg", "flatten"):
+            raise ValueError(f"pooling must be 'avg' or 'flatten', got {self.pooling!r}")
+        if self.pooling == "flatten" and self.input_size % 2 ** (len(self.widths) - 1):
+            raise ValueError(
+                f"flatten pooling needs input_size divisible by {2 ** (len(self.widths) - 1)}"
+            )
+
+    @property
+    def feature_size(self) -> int:
+        """Length of the vector the head receives."""
+        if self.pooling == "avg":
+            return self.widths[-1]
+        side = self.input_size // 2 ** (len(self.widths) - 1)
+        return self.widths[-1] * side * side
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict (``widths`` as a list)."""
@@ -105,7 +123,7 @@ class EmbeddingNet(nn.Module):
             in_channels = width
         self.features = nn.Sequential(*layers)
         self.dropout = nn.Dropout(self.config.dropout)
-        self.head = nn.Linear(in_channels, self.config.embedding_dim)
+        self.head = nn.Linear(self.config.feature_size, self.config.embedding_dim)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -134,7 +152,10 @@ class EmbeddingNet(nn.Module):
             ``(N, embedding_dim)`` float32, unit length when ``config.normalize``.
         """
         z = self.features(x)  # (N, widths[-1], S', S')
-        z = z.mean(dim=(2, 3))  # (N, widths[-1]): global average pool
+        if self.config.pooling == "avg":
+            z = z.mean(dim=(2, 3))  # (N, widths[-1]): global average pool
+        else:
+            z = z.flatten(1)  # (N, widths[-1] * S' * S')
         h: torch.Tensor = self.head(self.dropout(z))  # (N, embedding_dim)
         if self.config.normalize:
             h = F.normalize(h, dim=1)

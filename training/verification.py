@@ -431,6 +431,94 @@ class _PairSource:
         return self.cache.augmented(indices, rng, self.augment)
 
 
+GroupBatch = tuple[Tensor, Tensor]  # x (B, 1, S, S), person labels (B,)
+
+
+@dataclass
+class _GroupSource:
+    """Batches of ``people_per_batch`` people x ``faces_per_person`` augmented faces each.
+
+    Every face of the batch is embedded once and *all* pairs inside the batch become
+    candidates (:func:`in_batch_pairs`): a batch of 16 people x 4 faces costs 64 forward
+    passes and yields 96 same-person and 1,920 different-person pairs, where independent
+    pairs cost two forward passes each. On a CPU that is the difference between seeing a
+    few thousand pairs and a few hundred thousand in the same minutes.
+    """
+
+    cache: _FaceCache
+    people_per_batch: int
+    faces_per_person: int
+    batches_per_epoch: int
+    augment: FaceAugmentConfig | None
+    seed: int
+
+    def epoch(self, epoch: int) -> Iterator[GroupBatch]:
+        """The epoch's batches; everything random is seeded by ``(seed, epoch)``."""
+        rng = np.random.default_rng([self.seed, epoch])
+        by_person = [np.flatnonzero(self.cache.labels == p) for p in range(len(self.cache.identities))]
+        eligible = [i for i, members in enumerate(by_person) if len(members) >= 2]
+        n_people = min(self.people_per_batch, len(eligible))
+        for _ in range(self.batches_per_epoch):
+            people = rng.choice(len(eligible), size=n_people, replace=False)
+            chosen = []
+            for p in people:
+                members = by_person[eligible[int(p)]]
+                k = min(self.faces_per_person, len(members))
+                chosen.append(rng.choice(members, size=k, replace=False))
+            indices = np.concatenate(chosen).astype(np.int64)
+            if self.augment is None:
+                x = to_tensor(self.cache.crops[indices])
+            else:
+                x = self.cache.augmented(indices, rng, self.augment)
+            yield x, torch.from_numpy(self.cache.labels[indices])
+
+
+def in_batch_pairs(
+    labels: Tensor, distances: Tensor, *, hard_negatives: bool
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Balanced pairs from one batch: every same-person pair and as many different-person ones.
+
+    Args:
+        labels: ``(B,)`` person of each face.
+        distances: ``(B, B)`` Euclidean distances between the batch's embeddings.
+        hard_negatives: take the closest different-person pairs (the ones the net confuses
+            most; pairs already past the margin add nothing to the loss) instead of a random
+            draw among them.
+
+    Returns:
+        ``i (P,)``, ``j (P,)`` with ``i < j`` and ``y (P,)`` (0 same person, 1 different),
+        the positives first.
+    """
+    n = len(labels)
+    i, j = torch.triu_indices(n, n, offset=1, device=labels.device)
+    same = labels[i] == labels[j]
+    pos_i, pos_j = i[same], j[same]
+    neg_i, neg_j = i[~same], j[~same]
+    n_neg = min(len(pos_i), len(neg_i)) if len(pos_i) else min(len(neg_i), n)
+    if hard_negatives:
+        order = torch.argsort(distances[neg_i, neg_j].detach())[:n_neg]
+    else:
+        order = torch.randperm(len(neg_i), device=labels.device)[:n_neg]
+    ii = torch.cat([pos_i, neg_i[order]])
+    jj = torch.cat([pos_j, neg_j[order]])
+    y = torch.cat(
+        [torch.zeros(len(pos_i), dtype=torch.int64), torch.ones(len(order), dtype=torch.int64)]
+    ).to(labels.device)
+    return ii, jj, y
+
+
+def pairwise_distances(h: Tensor) -> Tensor:
+    """``(B, B)`` Euclidean distances between the rows of ``h (B, d)``; exactly 0 on the diagonal.
+
+    Computed from differences (not the ``|a|^2 + |b|^2 - 2ab`` expansion) so small distances
+    keep their precision and the gradient stays finite where two embeddings coincide.
+    """
+    diff = h[:, None, :] - h[None, :, :]  # (B, B, d)
+    squared = diff.pow(2).sum(dim=2)
+    tiny = torch.finfo(squared.dtype).tiny
+    return torch.where(squared > tiny, squared.clamp_min(tiny).sqrt(), torch.zeros_like(squared))
+
+
 def _check_people(train: Sequence[FaceSample], val: Sequence[FaceSample]) -> None:
     shared = {s.identity for s in train} & {s.identity for s in val}
     if shared:
@@ -452,6 +540,10 @@ def train_verifier(
     on_progress: Callable[[Progress], None] | None = None,
     seed: int = 0,
     device: torch.device | None = None,
+    sampler: str = "batch",
+    people_per_batch: int = 16,
+    faces_per_person: int = 4,
+    batches_per_epoch: int = 16,
 ) -> VerifierTrainingResult:
     """Train a Siamese verifier from scratch with the contrastive loss.
 
@@ -493,26 +585,40 @@ def train_verifier(
     )
     # Fixed validation pairs, so epoch-to-epoch changes of the EER come from the weights only.
     val_pairs = all_eval_pairs(val_cache.labels, np.random.default_rng(seed))
-    source = _PairSource(
-        train_cache,
-        model.embedding,
-        pairs_per_epoch,
-        fcfg.batch_size,
-        hard_negatives,
-        augment,
-        seed,
-    )
+    if sampler not in ("batch", "pairs"):
+        raise ValueError(f"sampler must be 'batch' or 'pairs', got {sampler!r}")
+    epochs: Callable[[int], Iterator[Any]]
+    if sampler == "pairs":
+        epochs = _PairSource(
+            train_cache,
+            model.embedding,
+            pairs_per_epoch,
+            fcfg.batch_size,
+            hard_negatives,
+            augment,
+            seed,
+        ).epoch
+    else:
+        epochs = _GroupSource(
+            train_cache, people_per_batch, faces_per_person, batches_per_epoch, augment, seed
+        ).epoch
 
-    def step(m: nn.Module, batch: PairBatch) -> dict[str, Tensor]:
-        x1, x2, y = batch
-        _, _, distance = m(x1.to(device), x2.to(device))  # (B,)
-        return {"loss": contrastive_loss(distance, y.to(device), margin)}
+    def step(m: nn.Module, batch: Any) -> dict[str, Tensor]:
+        if sampler == "pairs":
+            x1, x2, y = batch
+            _, _, distance = m(x1.to(device), x2.to(device))  # (B,)
+            return {"loss": contrastive_loss(distance, y.to(device), margin)}
+        x, labels = batch
+        h = model.embedding(x.to(device))  # (B, d): the one shared net embeds every face
+        distances = pairwise_distances(h)  # (B, B)
+        i, j, y = in_batch_pairs(labels.to(device), distances, hard_negatives=hard_negatives)
+        return {"loss": contrastive_loss(distances[i, j], y, margin)}
 
     def evaluate(m: nn.Module) -> dict[str, float]:
         cal = _calibrate_cached(model, val_cache, val_pairs)
         return {"eer": cal.eer, "auc": cal.auc, "tar_at_far_1pct": cal.tar_at_far_1pct}
 
-    result = fit(model, source.epoch, step, evaluate, fcfg, on_progress)
+    result = fit(model, epochs, step, evaluate, fcfg, on_progress)
     if result.best_state is not None:
         model.load_state_dict(result.best_state)
     model.eval()

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "webapp.jobs",
     "webapp.api",
     "webapp.detection",
+    "webapp.faces",
     "training",
 ]
 
@@ -110,6 +111,9 @@ MEDIA_URL = "/media/"
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 25 * 1024 * 1024, minimum=1024)
 UPLOAD_MAX_PIXELS = env_int("UPLOAD_MAX_PIXELS", 50_000_000, minimum=1)
 UPLOAD_MAX_FILES = env_int("UPLOAD_MAX_FILES", 200, minimum=1)
+# Faces: the dataset whose subjects recognition searches (created on first use).
+FACES_GALLERY_DATASET = env_str("FACES_GALLERY_DATASET", "people")
+
 DATA_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FILES = UPLOAD_MAX_FILES

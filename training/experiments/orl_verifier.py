@@ -78,6 +78,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--pairs", type=int, default=DEFAULT_PAIRS_PER_EPOCH, help="pairs per epoch")
     p.add_argument("--hard-negatives", action="store_true")
     p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--sampler", choices=("batch", "pairs"), default="batch")
+    p.add_argument("--pooling", choices=("avg", "flatten"), default=emb.pooling)
+    p.add_argument("--people", type=int, default=16, help="people per batch (batch sampler)")
+    p.add_argument("--faces", type=int, default=4, help="faces per person (batch sampler)")
+    p.add_argument("--batches", type=int, default=16, help="batches per epoch (batch sampler)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--label", default="")
@@ -156,6 +161,7 @@ def _configs(args: argparse.Namespace) -> tuple[EmbeddingConfig, FitConfig]:
         widths=tuple(int(w) for w in args.widths.split(",")),
         embedding_dim=args.dim,
         dropout=args.dropout,
+        pooling=args.pooling,
     )
     fit = dataclasses.replace(
         DEFAULT_VERIFIER_FIT_CONFIG,
@@ -173,7 +179,13 @@ def _configs(args: argparse.Namespace) -> tuple[EmbeddingConfig, FitConfig]:
 def _setup_text(args: argparse.Namespace) -> str:
     return args.label or (
         f"{args.input_size}px w{args.widths} d{args.dim} drop {args.dropout:g}, "
-        f"lr {args.lr:g}, batch {args.batch}, {args.pairs} pairs/epoch, m {args.margin:g}"
+        f"lr {args.lr:g}, "
+        + (
+            f"in-batch pairs {args.people}x{args.faces}, {args.batches} batches/epoch"
+            if args.sampler == "batch"
+            else f"batch {args.batch}, {args.pairs} pairs/epoch"
+        )
+        + f", {args.pooling} pool, m {args.margin:g}"
         f"{', hard neg' if args.hard_negatives else ''}{', no aug' if args.no_augment else ''}"
         f", {args.minutes:g} min/fold, {args.epochs} epochs max, seed {args.seed}"
         f", {args.threads} thread(s)"
@@ -197,6 +209,10 @@ def main() -> None:
         pairs_per_epoch=args.pairs,
         hard_negatives=args.hard_negatives,
         augment=None if args.no_augment else DEFAULT_FACE_AUGMENT,
+        sampler=args.sampler,
+        people_per_batch=args.people,
+        faces_per_person=args.faces,
+        batches_per_epoch=args.batches,
     )
     tests = [f.test for f in cv.folds]
     baseline = pixel_baseline(samples, cv, emb.input_size)

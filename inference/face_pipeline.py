@@ -1,0 +1,285 @@
+"""From a photo to face embeddings and decisions: the one serving path for faces.
+
+``FacePipeline`` ties together the face detector (a YOLO :class:`~inference.predict.Predictor`
+trained on one ``face`` class), the crop rules of :mod:`inference.faces` and the Siamese
+:class:`~inference.siamese.EmbeddingNet`. Verification, enrollment and recognition all go
+through :meth:`FacePipeline.find_faces` and :meth:`FacePipeline.embed`, so a face enrolled
+through the API and a face verified from a page are prepared identically.
+
+Rules, in the words users read in the answers:
+
+- ``detect_faces=False``: the caller says the image *is* a face crop; it is used whole.
+- A small image (longest side <= :data:`SMALL_IMAGE_PX`) in which the detector finds no face
+  is taken to be a face crop already and used whole, with a note saying so. A large photo
+  with no face is an error: guessing there would enroll a wall.
+- Faces are ordered largest first; verification uses the largest unless a box is given.
+
+Distances are Euclidean between embeddings; a pair is the same person when
+``distance < threshold`` (the verifier's calibrated threshold unless the caller gives one).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from inference.faces import UInt8Array, crop_face, face_quality, to_tensor
+from inference.predict import Predictor
+from inference.preprocess import as_rgb_uint8
+from inference.runtime import CheckpointError
+from inference.siamese import EmbeddingNet, load_verifier
+from inference.verification_metrics import distance_to_similarity
+
+# Context added around a detector box before the crop (fraction of the box per side); the
+# verifier's training crops use the same margin (training.verification.FACE_MARGIN).
+FACE_MARGIN = 0.2
+# An image no larger than this (longest side, pixels) with no detected face is used whole.
+SMALL_IMAGE_PX = 256
+# Detector boxes below this confidence are not faces for verification purposes.
+DEFAULT_MIN_FACE_SCORE = 0.4
+
+FloatArray = npt.NDArray[np.float32]
+Box = tuple[float, float, float, float]
+
+
+class NoFaceFound(ValueError):
+    """The image holds no face the pipeline can use."""
+
+
+@dataclass(frozen=True)
+class FoundFace:
+    """One face of one image.
+
+    Attributes:
+        box: ``(x1, y1, x2, y2)`` pixels in the original image (the detector's box, without
+            the crop margin), or the whole image.
+        score: detector confidence in [0, 1]; 1.0 when the image was used whole or the caller
+            gave the box.
+        crop: ``(S, S)`` uint8 grey crop, ready for :meth:`FacePipeline.embed`.
+        warnings: quality warnings from :func:`inference.faces.face_quality` (``tiny_face:``,
+            ``blurry:``), empty when the face looks fine.
+        whole_image: True when no detector box was used.
+    """
+
+    box: Box
+    score: float
+    crop: UInt8Array
+    warnings: list[str] = field(default_factory=list)
+    whole_image: bool = False
+
+    @property
+    def area(self) -> float:
+        """Box area in square pixels."""
+        return max(0.0, self.box[2] - self.box[0]) * max(0.0, self.box[3] - self.box[1])
+
+    def box_dict(self) -> dict[str, float]:
+        """JSON-friendly box, rounded to 0.1 px, with the score."""
+        x1, y1, x2, y2 = self.box
+        return {
+            "x1": round(x1, 1),
+            "y1": round(y1, 1),
+            "x2": round(x2, 1),
+            "y2": round(y2, 1),
+            "score": round(self.score, 4),
+        }
+
+
+@dataclass(frozen=True)
+class FaceSearch:
+    """The faces of one image, largest first, and a note for the user when one applies."""
+
+    faces: list[FoundFace]
+    width: int
+    height: int
+    note: str | None = None
+    inference_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A 1:1 decision.
+
+    Attributes:
+        distance: Euclidean distance between the two embeddings.
+        similarity: ``distance_to_similarity(distance, threshold)``: 0.5 at the threshold.
+        threshold: the distance threshold used (accept ``distance < threshold``).
+        verified: ``distance < threshold``.
+    """
+
+    distance: float
+    similarity: float
+    threshold: float
+    verified: bool
+
+
+class FacePipeline:
+    """A face detector (optional) and a verifier, loaded once and shared by requests.
+
+    Attributes:
+        verifier: the embedding net in eval mode.
+        threshold: the verifier's calibrated distance threshold (default operating point).
+        detector: the face detector, or None (then every image must be a face crop).
+        input_size: the verifier's crop side in pixels.
+    """
+
+    def __init__(
+        self,
+        verifier: EmbeddingNet,
+        threshold: float,
+        detector: Predictor | None = None,
+        *,
+        min_face_score: float = DEFAULT_MIN_FACE_SCORE,
+        small_image_px: int = SMALL_IMAGE_PX,
+    ) -> None:
+        if not threshold > 0:
+            raise ValueError(f"threshold must be > 0, got {threshold}")
+        self.verifier = verifier.eval()
+        self.threshold = float(threshold)
+        self.detector = detector
+        self.min_face_score = float(min_face_score)
+        self.small_image_px = int(small_image_px)
+        self.input_size = verifier.config.input_size
+        self._device = next(verifier.parameters()).device
+
+    @classmethod
+    def from_checkpoints(
+        cls,
+        verifier_path: str | Path,
+        threshold: float | None = None,
+        detector_path: str | Path | None = None,
+        *,
+        verifier_sha256: str | None = None,
+        detector_sha256: str | None = None,
+        device: str | torch.device | None = None,
+    ) -> FacePipeline:
+        """Load both models; ``threshold`` defaults to the one saved in the verifier.
+
+        Raises:
+            CheckpointError: a file is unreadable or no threshold is known.
+        """
+        verifier, extra = load_verifier(verifier_path, device, expected_sha256=verifier_sha256)
+        if threshold is None:
+            saved = extra.get("threshold")
+            if not isinstance(saved, int | float) or not saved > 0:
+                raise CheckpointError(f"{verifier_path} has no calibrated threshold")
+            threshold = float(saved)
+        detector = None
+        if detector_path is not None:
+            detector = Predictor.from_checkpoint(
+                detector_path, device=device, expected_sha256=detector_sha256
+            )
+        return cls(verifier, threshold, detector)
+
+    # ------------------------------------------------------------------ finding faces
+    def find_faces(
+        self,
+        image: npt.NDArray[Any],
+        *,
+        detect_faces: bool = True,
+        box: Sequence[float] | None = None,
+    ) -> FaceSearch:
+        """Every usable face of ``image``, largest first.
+
+        Args:
+            image: ``(H, W)`` or ``(H, W, C)`` uint8 pixels (grey, RGB, RGBA), already
+                EXIF-rotated (``inference.preprocess.load_rgb`` does that).
+            detect_faces: False when the image is a face crop: it is used whole.
+            box: ``(x1, y1, x2, y2)`` of the face, given by the caller; skips detection.
+
+        Returns:
+            :class:`FaceSearch`.
+
+        Raises:
+            NoFaceFound: a photo larger than ``small_image_px`` with no face, or no detector
+                loaded and ``detect_faces`` left True on a large image.
+            ValueError: ``box`` is malformed or outside the image.
+        """
+        start = time.perf_counter()
+        pixels = np.asarray(image)
+        height, width = int(pixels.shape[0]), int(pixels.shape[1])
+        small = max(width, height) <= self.small_image_px
+        if box is not None:
+            faces = [self._face(pixels, _clip_box(box, width, height), 1.0, whole=False)]
+            return FaceSearch(faces, width, height, None, _ms(start))
+        if not detect_faces:
+            faces = [self._face(pixels, None, 1.0, whole=True)]
+            return FaceSearch(faces, width, height, None, _ms(start))
+        boxes: list[tuple[Box, float]] = []
+        if self.detector is not None:
+            dets = self.detector.predict([as_rgb_uint8(pixels)], score_threshold=self.min_face_score)[0]
+            boxes = [
+                ((float(b[0]), float(b[1]), float(b[2]), float(b[3])), float(s))
+                for b, s in zip(dets.boxes, dets.scores, strict=True)
+                if b[2] > b[0] and b[3] > b[1]
+            ]
+        if not boxes:
+            if not small:
+                why = "no face detector is loaded" if self.detector is None else "no face found"
+                raise NoFaceFound(
+                    f"{why} in this {width}x{height} image; send a photo with a visible face, "
+                    "or a face crop with detect_faces=false"
+                )
+            note = (
+                f"no face found; the {width}x{height} image is small, so it was used whole "
+                "as a face crop"
+            )
+            faces = [self._face(pixels, None, 1.0, whole=True)]
+            return FaceSearch(faces, width, height, note, _ms(start))
+        faces = [self._face(pixels, b, s, whole=False) for b, s in boxes]
+        faces.sort(key=lambda f: f.area, reverse=True)
+        return FaceSearch(faces, width, height, None, _ms(start))
+
+    def _face(
+        self, pixels: npt.NDArray[Any], box: Box | None, score: float, *, whole: bool
+    ) -> FoundFace:
+        height, width = int(pixels.shape[0]), int(pixels.shape[1])
+        crop = crop_face(pixels, box, margin=FACE_MARGIN, size=self.input_size)
+        warnings = face_quality(pixels, box)
+        full: Box = (0.0, 0.0, float(width), float(height))
+        return FoundFace(box or full, score, crop, warnings, whole)
+
+    # ------------------------------------------------------------------ embeddings
+    def embed(self, crops: Sequence[UInt8Array], batch_size: int = 64) -> FloatArray:
+        """``(N, d)`` float32 embeddings of crops made by :meth:`find_faces`."""
+        if not crops:
+            return np.zeros((0, self.verifier.config.embedding_dim), dtype=np.float32)
+        parts = []
+        with torch.inference_mode():
+            for i in range(0, len(crops), batch_size):
+                x = to_tensor(list(crops[i : i + batch_size])).to(self._device)
+                parts.append(self.verifier(x).float().cpu().numpy())
+        return np.concatenate(parts).astype(np.float32, copy=False)
+
+    def compare(
+        self, a: npt.NDArray[np.floating], b: npt.NDArray[np.floating], threshold: float | None = None
+    ) -> Comparison:
+        """Decide whether two embeddings ``(d,)`` are the same person."""
+        t = self.threshold if threshold is None else float(threshold)
+        if not t > 0:
+            raise ValueError(f"threshold must be > 0, got {t}")
+        distance = float(np.linalg.norm(np.asarray(a, np.float64) - np.asarray(b, np.float64)))
+        return Comparison(distance, distance_to_similarity(distance, t), t, distance < t)
+
+
+def _clip_box(box: Sequence[float], width: int, height: int) -> Box:
+    if len(box) != 4:
+        raise ValueError(f"a box needs 4 numbers (x1, y1, x2, y2), got {len(box)}")
+    x1, y1, x2, y2 = (float(v) for v in box)
+    if not all(np.isfinite(v) for v in (x1, y1, x2, y2)) or x2 <= x1 or y2 <= y1:
+        raise ValueError(f"box must be finite with x2 > x1 and y2 > y1, got {list(box)}")
+    cx1, cy1 = min(max(x1, 0.0), width), min(max(y1, 0.0), height)
+    cx2, cy2 = min(max(x2, 0.0), width), min(max(y2, 0.0), height)
+    if cx2 - cx1 < 1 or cy2 - cy1 < 1:
+        raise ValueError(f"box {list(box)} lies outside the {width}x{height} image")
+    return cx1, cy1, cx2, cy2
+
+
+def _ms(start: float) -> float:
+    return (time.perf_counter() - start) * 1000.0
