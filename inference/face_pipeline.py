@@ -213,7 +213,9 @@ class FacePipeline:
             return FaceSearch(faces, width, height, None, _ms(start))
         boxes: list[tuple[Box, float]] = []
         if self.detector is not None:
-            dets = self.detector.predict([as_rgb_uint8(pixels)], score_threshold=self.min_face_score)[0]
+            dets = self.detector.predict(
+                [as_rgb_uint8(pixels)], score_threshold=self.min_face_score
+            )[0]
             boxes = [
                 ((float(b[0]), float(b[1]), float(b[2]), float(b[3])), float(s))
                 for b, s in zip(dets.boxes, dets.scores, strict=True)
@@ -258,7 +260,10 @@ class FacePipeline:
         return np.concatenate(parts).astype(np.float32, copy=False)
 
     def compare(
-        self, a: npt.NDArray[np.floating], b: npt.NDArray[np.floating], threshold: float | None = None
+        self,
+        a: npt.NDArray[np.floating],
+        b: npt.NDArray[np.floating],
+        threshold: float | None = None,
     ) -> Comparison:
         """Decide whether two embeddings ``(d,)`` are the same person."""
         t = self.threshold if threshold is None else float(threshold)

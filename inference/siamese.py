@@ -44,6 +44,9 @@ class EmbeddingConfig:
         pooling: how the last feature map becomes a vector: ``"avg"`` (global average pool,
             position-blind) or ``"flatten"`` (every cell keeps its place, so the head can tell
             an eye from a mouth by where it is; faces are aligned crops, so layout matters).
+        flip_average: in eval mode, embed the face and its mirror image and average the two
+            (then normalise): a face and its mirror are the same person, so the average is
+            a steadier embedding. Costs a second forward pass at inference, none in training.
     """
 
     input_size: int = 64
@@ -53,6 +56,7 @@ class EmbeddingConfig:
     dropout: float = 0.2
     normalize: bool = True
     pooling: str = "avg"
+    flip_average: bool = False
 
     def __post_init__(self) -> None:
         if self.input_size < 1 or self.in_channels < 1 or self.embedding_dim < 1:
@@ -72,9 +76,9 @@ class EmbeddingConfig:
     def feature_size(self) -> int:
         """Length of the vector the head receives."""
         if self.pooling == "avg":
-            return self.widths[-1]
+            return int(self.widths[-1])
         side = self.input_size // 2 ** (len(self.widths) - 1)
-        return self.widths[-1] * side * side
+        return int(self.widths[-1] * side * side)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict (``widths`` as a list)."""
@@ -151,12 +155,15 @@ class EmbeddingNet(nn.Module):
         Returns:
             ``(N, embedding_dim)`` float32, unit length when ``config.normalize``.
         """
+        if self.config.flip_average and not self.training:
+            x = torch.cat([x, x.flip(3)])  # (2N, C, S, S): each face, then its mirror
         z = self.features(x)  # (N, widths[-1], S', S')
-        if self.config.pooling == "avg":
-            z = z.mean(dim=(2, 3))  # (N, widths[-1]): global average pool
-        else:
-            z = z.flatten(1)  # (N, widths[-1] * S' * S')
+        # avg: (N, widths[-1]), position-blind; flatten: (N, widths[-1] * S' * S')
+        z = z.mean(dim=(2, 3)) if self.config.pooling == "avg" else z.flatten(1)
         h: torch.Tensor = self.head(self.dropout(z))  # (N, embedding_dim)
+        if self.config.flip_average and not self.training:
+            n = h.shape[0] // 2
+            h = (F.normalize(h[:n], dim=1) + F.normalize(h[n:], dim=1)) / 2
         if self.config.normalize:
             h = F.normalize(h, dim=1)
         return h

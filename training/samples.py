@@ -9,6 +9,8 @@ import numpy as np
 from django.core.files.storage import default_storage
 
 from training.detection import DetectionSample
+from training.verification import FaceSample
+from webapp.faces.models import Face
 from webapp.images.models import Box, BoxOrigin, Dataset, Image, SplitAssignment
 
 SCHEME = "default"
@@ -43,6 +45,39 @@ def split_samples(
                 Path(default_storage.path(str(image.file.name))),
                 np.array([b for b, _ in found], np.float32).reshape(-1, 4),
                 np.array([c for _, c in found], np.int64),
+            )
+        )
+    return dict(out)
+
+
+def face_samples(dataset: Dataset, scheme: str = SCHEME) -> dict[str, list[FaceSample]]:
+    """Faces of `dataset` assigned to a subject, grouped by their image's split.
+
+    Returns:
+        ``{"train": [...], "val": [...], "test": [...]}`` of ``FaceSample`` whose identity is
+        the subject's id (as text) and whose box is the face's box (None = whole image).
+        Faces of images without a split are left out.
+    """
+    split_of = dict(
+        SplitAssignment.objects.filter(image__dataset=dataset, scheme=scheme).values_list(
+            "image_id", "split"
+        )
+    )
+    out: dict[str, list[FaceSample]] = defaultdict(list)
+    faces = (
+        Face.objects.filter(image__dataset=dataset, subject__isnull=False)
+        .select_related("image")
+        .order_by("pk")
+    )
+    for face in faces:
+        split = split_of.get(face.image_id)
+        if split is None:
+            continue
+        out[split].append(
+            FaceSample(
+                image_path=Path(default_storage.path(face.image.file.name)),
+                identity=str(face.subject_id),
+                box=face.box,
             )
         )
     return dict(out)

@@ -451,13 +451,20 @@ class _GroupSource:
     batches_per_epoch: int
     augment: FaceAugmentConfig | None
     seed: int
+    instances: _FaceCache | None = None
+    instances_per_batch: int = 0
 
     def epoch(self, epoch: int) -> Iterator[GroupBatch]:
         """The epoch's batches; everything random is seeded by ``(seed, epoch)``."""
         rng = np.random.default_rng([self.seed, epoch])
-        by_person = [np.flatnonzero(self.cache.labels == p) for p in range(len(self.cache.identities))]
+        by_person = [
+            np.flatnonzero(self.cache.labels == p) for p in range(len(self.cache.identities))
+        ]
         eligible = [i for i, members in enumerate(by_person) if len(members) >= 2]
         n_people = min(self.people_per_batch, len(eligible))
+        n_instances = (
+            0 if self.instances is None else min(self.instances_per_batch, len(self.instances))
+        )
         for _ in range(self.batches_per_epoch):
             people = rng.choice(len(eligible), size=n_people, replace=False)
             chosen = []
@@ -466,15 +473,27 @@ class _GroupSource:
                 k = min(self.faces_per_person, len(members))
                 chosen.append(rng.choice(members, size=k, replace=False))
             indices = np.concatenate(chosen).astype(np.int64)
-            if self.augment is None:
-                x = to_tensor(self.cache.crops[indices])
-            else:
-                x = self.cache.augmented(indices, rng, self.augment)
-            yield x, torch.from_numpy(self.cache.labels[indices])
+            x, labels = self._faces(self.cache, indices, rng), self.cache.labels[indices]
+            if n_instances and self.instances is not None:
+                # Faces of unknown people: each one is its own "person", seen twice under
+                # different augmentation (a same-person pair), and a different person from
+                # every other face in the batch. Labels past the real ones keep them apart.
+                picks = rng.choice(len(self.instances), size=n_instances, replace=False)
+                twice = np.repeat(picks, 2).astype(np.int64)
+                x = torch.cat([x, self._faces(self.instances, twice, rng)])
+                labels = np.concatenate([labels, len(self.cache.identities) + twice])
+            yield x, torch.from_numpy(labels)
+
+    def _faces(
+        self, cache: _FaceCache, indices: npt.NDArray[np.int64], rng: np.random.Generator
+    ) -> Tensor:
+        if self.augment is None:
+            return to_tensor(cache.crops[indices])
+        return cache.augmented(indices, rng, self.augment)
 
 
 def in_batch_pairs(
-    labels: Tensor, distances: Tensor, *, hard_negatives: bool
+    labels: Tensor, distances: Tensor, *, hard_negatives: bool, all_negatives: bool = False
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Balanced pairs from one batch: every same-person pair and as many different-person ones.
 
@@ -495,6 +514,8 @@ def in_batch_pairs(
     pos_i, pos_j = i[same], j[same]
     neg_i, neg_j = i[~same], j[~same]
     n_neg = min(len(pos_i), len(neg_i)) if len(pos_i) else min(len(neg_i), n)
+    if all_negatives:
+        n_neg = len(neg_i)
     if hard_negatives:
         order = torch.argsort(distances[neg_i, neg_j].detach())[:n_neg]
     else:
@@ -544,6 +565,9 @@ def train_verifier(
     people_per_batch: int = 16,
     faces_per_person: int = 4,
     batches_per_epoch: int = 16,
+    negatives: str = "balanced",
+    unlabelled_faces: Sequence[FaceSample] = (),
+    instances_per_batch: int = 16,
 ) -> VerifierTrainingResult:
     """Train a Siamese verifier from scratch with the contrastive loss.
 
@@ -599,8 +623,23 @@ def train_verifier(
             seed,
         ).epoch
     else:
+        instances = (
+            _FaceCache(
+                [dataclasses.replace(f, identity=str(i)) for i, f in enumerate(unlabelled_faces)],
+                config.input_size,
+            )
+            if unlabelled_faces
+            else None
+        )
         epochs = _GroupSource(
-            train_cache, people_per_batch, faces_per_person, batches_per_epoch, augment, seed
+            train_cache,
+            people_per_batch,
+            faces_per_person,
+            batches_per_epoch,
+            augment,
+            seed,
+            instances,
+            instances_per_batch,
         ).epoch
 
     def step(m: nn.Module, batch: Any) -> dict[str, Tensor]:
@@ -611,8 +650,22 @@ def train_verifier(
         x, labels = batch
         h = model.embedding(x.to(device))  # (B, d): the one shared net embeds every face
         distances = pairwise_distances(h)  # (B, B)
-        i, j, y = in_batch_pairs(labels.to(device), distances, hard_negatives=hard_negatives)
-        return {"loss": contrastive_loss(distances[i, j], y, margin)}
+        i, j, y = in_batch_pairs(
+            labels.to(device),
+            distances,
+            hard_negatives=hard_negatives,
+            all_negatives=negatives == "all",
+        )
+        d = distances[i, j]
+        if negatives != "all":
+            return {"loss": contrastive_loss(d, y, margin)}
+        # Every negative of the batch, weighted so both kinds count equally (the same balance
+        # as sampling as many negatives as positives, without discarding any negative).
+        same = y == 0
+        return {
+            "loss": contrastive_loss(d[same], y[same], margin)
+            + contrastive_loss(d[~same], y[~same], margin)
+        }
 
     def evaluate(m: nn.Module) -> dict[str, float]:
         cal = _calibrate_cached(model, val_cache, val_pairs)

@@ -15,6 +15,9 @@ from webapp.env import env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
+# The default SQLite database and media live here; any manage.py command on a fresh clone
+# (not only `make run`) must find the folder.
+VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 DEV_SECRET_KEY = "dev-insecure-secret-key-change-me"  # refused when DEBUG is off
 SECRET_KEY = env_str("SECRET_KEY", DEV_SECRET_KEY)

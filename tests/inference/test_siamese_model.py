@@ -175,3 +175,36 @@ def test_load_verifier_refuses_other_files(tmp_path: Path) -> None:
     save_checkpoint(wrong, {"w": torch.zeros(2)}, kind="verifier", config={}, extra={})
     with pytest.raises(CheckpointError):  # no preprocessing tag, no matching weights
         load_verifier(wrong, "cpu")
+
+
+def test_flip_average_gives_a_face_and_its_mirror_one_embedding() -> None:
+    torch.manual_seed(0)
+    config = EmbeddingConfig(input_size=16, widths=(4, 8), embedding_dim=8, flip_average=True)
+    net = EmbeddingNet(config).eval()
+    x = torch.randn(3, 1, 16, 16)
+    with torch.no_grad():
+        h, h_mirror = net(x), net(x.flip(3))
+        plain = EmbeddingNet(EmbeddingConfig(input_size=16, widths=(4, 8), embedding_dim=8))
+        plain.load_state_dict(net.state_dict())
+        plain.eval()
+        # The mean of the two unit embeddings, brought back to unit length.
+        expected = torch.nn.functional.normalize(plain(x) + plain(x.flip(3)), dim=1)
+    assert h.shape == (3, 8)
+    assert torch.allclose(h, h_mirror, atol=1e-6)
+    assert torch.allclose(h, expected, atol=1e-6)
+    # The net alone is not mirror-symmetric; only the averaging makes it so.
+    assert not torch.allclose(plain(x), plain(x.flip(3)), atol=1e-3)
+    net.train()
+    assert net(x).shape == (3, 8)  # training: one pass per face, no mirror
+
+
+def test_flatten_pooling_keeps_the_layout() -> None:
+    config = EmbeddingConfig(input_size=16, widths=(4, 8, 6), embedding_dim=5, pooling="flatten")
+    assert config.feature_size == 6 * 4 * 4
+    net = EmbeddingNet(config).eval()
+    assert net.head.in_features == 96
+    assert net(torch.randn(2, 1, 16, 16)).shape == (2, 5)
+    with pytest.raises(ValueError, match="divisible by 4"):
+        EmbeddingConfig(input_size=18, widths=(4, 8, 6), pooling="flatten")
+    with pytest.raises(ValueError, match="pooling"):
+        EmbeddingConfig(pooling="max")

@@ -25,7 +25,9 @@ from training.verification import (
     augment_face,
     cross_validate,
     evaluate_verifier,
+    in_batch_pairs,
     load_identity_folder,
+    pairwise_distances,
     train_verifier,
 )
 
@@ -199,3 +201,68 @@ def test_cross_validate_keeps_people_apart(orl: list[FaceSample]) -> None:
     eers = [f.test.eer for f in cv.folds]
     assert cv.mean["eer"] == pytest.approx(np.mean(eers))
     assert cv.std["eer"] == pytest.approx(np.std(eers))
+
+
+def test_in_batch_pairs_takes_every_positive_and_as_many_negatives() -> None:
+    labels = torch.tensor([0, 0, 0, 1, 1, 2])  # positives: 3 (person 0) + 1 (person 1) = 4
+    h = torch.randn(6, 4)
+    distances = pairwise_distances(h)
+
+    i, j, y = in_batch_pairs(labels, distances, hard_negatives=False)
+
+    assert (i < j).all()
+    pairs = set(zip(i.tolist(), j.tolist(), strict=True))
+    assert len(pairs) == len(i)  # no pair twice
+    assert {(a, b) for a, b, t in zip(i.tolist(), j.tolist(), y.tolist(), strict=True) if t == 0} == {
+        (0, 1),
+        (0, 2),
+        (1, 2),
+        (3, 4),
+    }
+    assert int((y == 1).sum()) == 4
+    assert all((labels[a] != labels[b]).item() for a, b in zip(i[y == 1], j[y == 1], strict=True))
+
+
+def test_in_batch_hard_negatives_are_the_closest_different_pairs() -> None:
+    labels = torch.tensor([0, 0, 1, 1])  # 2 positives, 4 negatives
+    # Points on a line: 0 at 0.0, 1 at 3.0, 2 at 1.0, 3 at 10.0.
+    h = torch.tensor([[0.0], [3.0], [1.0], [10.0]])
+    distances = pairwise_distances(h)
+
+    i, j, y = in_batch_pairs(labels, distances, hard_negatives=True)
+
+    negatives = {(a, b) for a, b, t in zip(i.tolist(), j.tolist(), y.tolist(), strict=True) if t}
+    # Negative distances: (0,2) 1, (1,2) 2, (0,3) 10, (1,3) 7 -> the two closest.
+    assert negatives == {(0, 2), (1, 2)}
+
+
+def test_pairwise_distances_match_cdist_with_an_exact_zero_diagonal() -> None:
+    h = torch.randn(7, 5, dtype=torch.float64, requires_grad=True)
+    d = pairwise_distances(h)
+    assert torch.allclose(d, torch.cdist(h, h), atol=1e-10)
+    assert (d.diagonal() == 0).all()
+    d.sum().backward()  # coinciding rows (the diagonal) must not give a NaN gradient
+    assert h.grad is not None and torch.isfinite(h.grad).all()
+
+
+def test_train_verifier_with_in_batch_pairs_beats_the_untrained_net(
+    orl: list[FaceSample],
+) -> None:
+    # The default sampler: P people x K faces per batch, every pair in the batch. Measured
+    # with seed 0: val EER 11.1% after 8 short epochs against 24.1% untrained.
+    train = _people(orl, [f"s{i}" for i in range(1, 13)])
+    val = _people(orl, ["s31", "s32", "s33", "s34", "s35", "s36"])
+    config = DEFAULT_VERIFIER_EMBEDDING_CONFIG
+    torch.manual_seed(0)
+    untrained = evaluate_verifier(SiameseNet(EmbeddingNet(config)).eval(), val, rng_seed=0)
+    fit_config = dataclasses.replace(
+        DEFAULT_VERIFIER_FIT_CONFIG, max_epochs=8, patience=None, max_minutes=1.0
+    )
+
+    result = train_verifier(
+        train, val, fit_config=fit_config, batches_per_epoch=6, hard_negatives=True, seed=0
+    )
+
+    assert len(result.history) == 8
+    assert result.calibration.eer < untrained.eer - 0.05
+    assert result.calibration.eer < 0.2

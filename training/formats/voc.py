@@ -17,9 +17,10 @@ reduced to their base name, so an XML cannot point the importer at ``/etc`` or `
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath, PureWindowsPath
 
@@ -376,6 +377,37 @@ def read_voc(root: Path, *, class_names: Sequence[str] | None = None) -> VocData
     records = [_to_record(item, index) for item in parsed]
     splits = reader.read_splits({record.stem for record in records})
     return VocDataset(root, records, names, splits, reader.warnings)
+
+
+def rename_classes(dataset: VocDataset, mapping: Mapping[str, str]) -> VocDataset:
+    """The same dataset with classes renamed; several old names may map to one new name.
+
+    Used to merge classes at import, e.g. face_mask's ``with_mask``, ``without_mask`` and
+    ``mask_weared_incorrect`` into one ``face`` class for the face detector. Names missing
+    from ``mapping`` keep their name.
+
+    Args:
+        dataset: from :func:`read_voc`.
+        mapping: old name -> new name.
+
+    Returns:
+        A new :class:`VocDataset` whose ``class_names`` are the sorted new names in use
+        (the boxes, images, splits and warnings are unchanged).
+    """
+    unknown = sorted(set(mapping) - set(dataset.class_names))
+    if unknown:
+        raise ValueError(
+            f"class map names classes the dataset does not have: {unknown} "
+            f"(it has {dataset.class_names})"
+        )
+    names = sorted({mapping.get(name, name) for name in dataset.class_names})
+    index = {name: i for i, name in enumerate(names)}
+    records = []
+    for record in dataset.records:
+        renamed = tuple(mapping.get(name, name) for name in record.class_names)
+        labels = np.array([index[name] for name in renamed], dtype=np.int64)
+        records.append(dataclasses.replace(record, class_names=renamed, labels=labels))
+    return dataclasses.replace(dataset, records=records, class_names=names)
 
 
 def deterministic_split(

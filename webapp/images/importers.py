@@ -7,13 +7,13 @@ and a persisted split. Every skipped box or image is reported with its file name
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.db import transaction
 
-from training.formats.voc import VocRecord, deterministic_split, read_voc
+from training.formats.voc import VocRecord, deterministic_split, read_voc, rename_classes
 from webapp.images.ingest import DuplicateImage, ImageRejected, ingest_image
 from webapp.images.models import Box, BoxOrigin, Dataset, LabelClass, SplitAssignment, Task
 
@@ -58,8 +58,12 @@ def import_voc(
     source: str = "web",
     task: str = Task.DETECTION,
     on_progress: Callable[[int, int], None] | None = None,
+    class_map: Mapping[str, str] | None = None,
 ) -> ImportReport:
+    """Import a Pascal VOC folder; ``class_map`` renames (and so may merge) classes."""
     parsed = read_voc(root)
+    if class_map:
+        parsed = rename_classes(parsed, class_map)
     dataset, _ = Dataset.objects.get_or_create(name=name, defaults={"task": task})
     report = ImportReport(dataset=dataset)
     report.warnings += [f"{w.file}: {w.reason}" for w in parsed.warnings]

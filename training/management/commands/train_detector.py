@@ -20,6 +20,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from inference.runtime import pick_device
 from inference.yolo import save_detector
 from training.detection import (
+    DEFAULT_AUGMENT_CONFIG,
     DEFAULT_DETECTOR_CONFIG,
     DEFAULT_FIT_CONFIG,
     evaluate_detector,
@@ -34,7 +35,18 @@ from webapp.images.models import Dataset
 def _command_line(options: dict[str, Any]) -> str:
     """The command that reproduces this run, rebuilt from the parsed options."""
     words = ["python", "manage.py", "train_detector", "--dataset", options["dataset"]]
-    for flag in ("epochs", "minutes", "img_size", "batch_size", "lr", "seed", "device"):
+    if options.get("kind") not in (None, ModelKind.DETECTOR):
+        words += ["--kind", options["kind"]]
+    for flag in (
+        "epochs",
+        "minutes",
+        "img_size",
+        "batch_size",
+        "lr",
+        "grayscale",
+        "seed",
+        "device",
+    ):
         if options.get(flag) is not None:
             words += [f"--{flag.replace('_', '-')}", str(options[flag])]
     return shlex.join(words)
@@ -54,8 +66,25 @@ class Command(BaseCommand):
         budget.add_argument("--epochs", type=int, help="Maximum number of epochs.")
         budget.add_argument("--minutes", type=float, help="Wall-clock budget in minutes.")
         parser.add_argument("--img-size", type=int, default=DEFAULT_DETECTOR_CONFIG.img_size)
+        parser.add_argument(
+            "--strides",
+            default=",".join(str(v) for v in DEFAULT_DETECTOR_CONFIG.strides),
+            help="Output scales in pixels per grid cell, from 32,16,8 (add 8 for small objects).",
+        )
         parser.add_argument("--batch-size", type=int, default=DEFAULT_FIT_CONFIG.batch_size)
         parser.add_argument("--lr", type=float, default=DEFAULT_FIT_CONFIG.learning_rate)
+        parser.add_argument(
+            "--grayscale",
+            type=float,
+            default=DEFAULT_AUGMENT_CONFIG.grayscale_p,
+            help="Probability of training on a grey copy of an image (so grey photos work).",
+        )
+        parser.add_argument(
+            "--kind",
+            choices=[ModelKind.DETECTOR, ModelKind.FACE_DETECTOR],
+            default=ModelKind.DETECTOR,
+            help="Register as the object detector or as the face detector.",
+        )
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--name", default="")
         parser.add_argument(
@@ -83,7 +112,13 @@ class Command(BaseCommand):
             if options["minutes"]
             else (None if options["epochs"] else DEFAULT_FIT_CONFIG.max_minutes),
         )
-        model_config = dataclasses.replace(DEFAULT_DETECTOR_CONFIG, img_size=options["img_size"])
+        try:
+            strides = tuple(int(v) for v in options["strides"].split(","))
+            model_config = dataclasses.replace(
+                DEFAULT_DETECTOR_CONFIG, img_size=options["img_size"], strides=strides, priors=None
+            )
+        except ValueError as exc:
+            raise CommandError(f"--strides/--img-size: {exc}") from None
         device = pick_device(options["device"])
         self.stdout.write(
             f"Training on {len(splits['train'])} images, validating on {len(splits['val'])}, "
@@ -97,6 +132,9 @@ class Command(BaseCommand):
                 class_names,
                 model_config=model_config,
                 fit_config=fit_config,
+                augment_config=dataclasses.replace(
+                    DEFAULT_AUGMENT_CONFIG, grayscale_p=options["grayscale"]
+                ),
                 on_progress=self._progress_printer(),
                 seed=options["seed"],
                 device=device,
@@ -145,8 +183,8 @@ class Command(BaseCommand):
                 f"models/{sha}.safetensors", ContentFile(path.read_bytes())
             )
         version = ModelVersion.objects.create(
-            kind=ModelKind.DETECTOR,
-            name=options["name"] or f"{dataset.name} detector",
+            kind=options["kind"],
+            name=options["name"] or f"{dataset.name} {ModelKind(options['kind']).label.lower()}",
             file=stored,
             sha256=sha,
             config=result.model_config.to_dict(),
@@ -156,6 +194,6 @@ class Command(BaseCommand):
             command=_command_line(options),
             training_seconds=result.elapsed_seconds,
         )
-        if options["activate"] or ModelVersion.active(ModelKind.DETECTOR) is None:
+        if options["activate"] or ModelVersion.active(options["kind"]) is None:
             version.activate()
         return version

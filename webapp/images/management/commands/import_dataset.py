@@ -1,4 +1,9 @@
-"""`manage.py import_dataset PATH --format voc --name NAME [--source web|app]`."""
+"""`manage.py import_dataset PATH --format voc|folders --name NAME [--source web|app]`.
+
+``--format folders`` reads ``PATH/<person>/<image>`` (one subject per folder) into a faces
+dataset; ``--class-map old=new,...`` renames or merges VOC classes (``--single-class face``
+maps every class to one).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,22 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from webapp.faces.importers import import_identity_folders
 from webapp.images.importers import import_voc
 from webapp.images.models import Task, slug_validator
 
-FORMATS = {"voc": import_voc}
+FORMATS: dict[str, Any] = {"voc": import_voc, "folders": import_identity_folders}
+
+
+def parse_class_map(text: str) -> dict[str, str]:
+    """``"a=face,b=face"`` -> ``{"a": "face", "b": "face"}``; names are stripped."""
+    mapping: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        old, sep, new = item.partition("=")
+        if not sep or not old.strip() or not new.strip():
+            raise CommandError(f"--class-map: expected old=new, got {item!r}")
+        mapping[old.strip()] = new.strip()
+    return mapping
 
 
 class Command(BaseCommand):
@@ -24,6 +41,13 @@ class Command(BaseCommand):
             "--source", default="web", help="Where these images come from, e.g. web or app."
         )
         parser.add_argument("--task", choices=[t.value for t in Task], default=Task.DETECTION)
+        classes = parser.add_mutually_exclusive_group()
+        classes.add_argument(
+            "--class-map", default="", help="Rename/merge classes: old=new,old2=new (VOC)."
+        )
+        classes.add_argument(
+            "--single-class", default="", help="Merge every class into this one (VOC)."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         root = Path(options["path"])
@@ -38,13 +62,22 @@ class Command(BaseCommand):
             if done == total or done % 50 == 0:
                 self.stderr.write(f"  {done}/{total} images")
 
-        report = FORMATS[options["format"]](
-            root,
-            name=options["name"],
-            source=options["source"],
-            task=options["task"],
-            on_progress=progress,
-        )
+        class_map = parse_class_map(options["class_map"])
+        if options["single_class"]:
+            from training.formats.voc import read_voc
+
+            class_map = {name: options["single_class"] for name in read_voc(root).class_names}
+        try:
+            report = FORMATS[options["format"]](
+                root,
+                name=options["name"],
+                source=options["source"],
+                task=options["task"],
+                on_progress=progress,
+                class_map=class_map or None,
+            )
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
         for warning in report.warnings:
             self.stderr.write(f"warning: {warning}")
         splits = ", ".join(f"{k} {v}" for k, v in sorted(report.splits.items()))

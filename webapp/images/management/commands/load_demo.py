@@ -23,6 +23,11 @@ from webapp.jobs.models import Job, JobStatus
 from webapp.jobs.runner import execute_job
 
 DEMO_DATASET = "BCCD demo"
+# Face models shipped in demo/models/ (file stem, kind): registered and served if present.
+SHIPPED_FACE_MODELS = (
+    ("face-detector", ModelKind.FACE_DETECTOR),
+    ("verifier-orl", ModelKind.VERIFIER),
+)
 
 
 class Command(BaseCommand):
@@ -38,25 +43,31 @@ class Command(BaseCommand):
             f"Demo dataset “{DEMO_DATASET}”: {report.images_added} images added, "
             f"{report.images_existing} already there."
         )
-        version = self._register_model(root / "models" / "detector-bccd")
+        version = self._register_model(root / "models" / "detector-bccd", ModelKind.DETECTOR)
         if version is not None:
             self._predict(report.dataset, version)
+        for stem, kind in SHIPPED_FACE_MODELS:
+            self._register_model(root / "models" / stem, kind)
 
-    def _register_model(self, stem: Path) -> ModelVersion | None:
+    def _register_model(self, stem: Path, kind: str) -> ModelVersion | None:
         weights, card = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+        label = ModelKind(kind).label.lower()
         if not weights.exists():
-            self.stderr.write(f"No shipped detector at {weights}; detection needs training.")
+            self.stderr.write(f"No shipped {label} at {weights}; it needs training.")
             return None
         sha = sha256_file(weights)
-        version = ModelVersion.objects.filter(kind=ModelKind.DETECTOR, sha256=sha).first()
+        version = ModelVersion.objects.filter(kind=kind, sha256=sha).first()
         if version is None:
             meta = json.loads(card.read_text()) if card.exists() else {}
+            if meta.get("kind", kind) != kind:
+                self.stderr.write(f"{card} describes a {meta['kind']}, not a {kind}; skipped.")
+                return None
             stored = default_storage.save(
                 f"models/{sha}.safetensors", ContentFile(weights.read_bytes())
             )
             version = ModelVersion.objects.create(
-                kind=ModelKind.DETECTOR,
-                name=meta.get("name", "BCCD detector (shipped)"),
+                kind=kind,
+                name=meta.get("name", f"{stem.name} (shipped)"),
                 file=stored,
                 sha256=sha,
                 config=meta.get("config", {}),
@@ -65,8 +76,8 @@ class Command(BaseCommand):
                 command=meta.get("command", ""),
                 training_seconds=meta.get("training_seconds"),
             )
-            self.stdout.write(f"Registered the shipped detector as model version {version.pk}.")
-        if ModelVersion.active(ModelKind.DETECTOR) is None:
+            self.stdout.write(f"Registered the shipped {label} as model version {version.pk}.")
+        if ModelVersion.active(kind) is None:
             version.activate()
         return version
 
