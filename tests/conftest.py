@@ -102,3 +102,121 @@ def tiny_detector(db: None) -> Any:
     )
     version.activate()
     return version
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Any:
+    """The read-only real data sets, ``../shared/data`` beside the repository root."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    assert path.is_dir(), f"shared data not found at {path}"
+    return path
+
+
+TINY_VERIFIER_THRESHOLD = 0.015
+
+
+def _register_model(kind: str, name: str, path: Any, sha: str, **fields: Any) -> Any:
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from training.models import ModelVersion
+
+    stored = default_storage.save(f"models/{sha}.safetensors", ContentFile(path.read_bytes()))
+    version = ModelVersion.objects.create(kind=kind, name=name, file=stored, sha256=sha, **fields)
+    version.activate()
+    return version
+
+
+def make_tiny_verifier(seed: int = 0, threshold: float = TINY_VERIFIER_THRESHOLD) -> Any:
+    """An untrained 16-pixel verifier, registered and active, with calibration metrics.
+
+    Random weights still give identical crops distance 0 and different crops some distance,
+    which is enough to check real values through the serving path.
+    """
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+
+    from inference.siamese import EmbeddingConfig, EmbeddingNet, save_verifier
+    from inference.verification_metrics import calibrate
+    from training.models import ModelKind
+
+    torch.manual_seed(seed)
+    config = EmbeddingConfig(input_size=16, widths=(4, 8), embedding_dim=8)
+    net = EmbeddingNet(config).eval()
+    rng = np.random.default_rng(seed)
+    same = np.arange(200) < 100
+    distances = np.where(same, rng.uniform(0, 0.06, 200), rng.uniform(0.04, 0.5, 200))
+    metrics = {
+        "threshold": threshold,
+        "threshold_rule": "eer",
+        "calibration": calibrate(distances, same).to_dict(),
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "verifier.safetensors"
+        sha = save_verifier(path, net, extra={"threshold": threshold})
+        return _register_model(
+            ModelKind.VERIFIER,
+            f"tiny-verifier-{seed}",
+            path,
+            sha,
+            config=config.to_dict(),
+            metrics=metrics,
+        )
+
+
+@pytest.fixture
+def tiny_verifier(db: None) -> Any:
+    """The active verifier: untrained, 16x16 crops, 8-d embeddings, threshold 0.015."""
+    return make_tiny_verifier()
+
+
+def make_tiny_face_detector(objectness: float = 3.0, name: str = "tiny-face-detector") -> Any:
+    """An untrained one-class ("face") detector, registered and active.
+
+    ``objectness`` is the bias of every predictor's objectness logit: 3 makes it find
+    (arbitrary) boxes everywhere, -10 makes it find none.
+    """
+    import tempfile
+    from pathlib import Path
+
+    import torch
+
+    from inference.yolo import YoloConfig, YoloDetector, save_detector
+    from training.models import ModelKind
+
+    torch.manual_seed(0)
+    config = YoloConfig(num_classes=1, class_names=["face"], img_size=128, width_mult=0.25)
+    model = YoloDetector(config)
+    with torch.no_grad():
+        for head in model.heads:
+            bias = head.bias
+            assert isinstance(bias, torch.Tensor)
+            bias[4 : 3 * 5 : 5] = objectness
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "faces.safetensors"
+        sha = save_detector(path, model)
+        return _register_model(
+            ModelKind.FACE_DETECTOR,
+            name,
+            path,
+            sha,
+            config=config.to_dict(),
+            class_names=config.class_names,
+        )
+
+
+@pytest.fixture
+def tiny_face_detector(db: None) -> Any:
+    """An active untrained face detector that finds many arbitrary boxes in any photo."""
+    return make_tiny_face_detector(3.0)
+
+
+@pytest.fixture
+def blind_face_detector(db: None) -> Any:
+    """An active untrained face detector that finds no face in any photo."""
+    return make_tiny_face_detector(-10.0, name="blind-face-detector")
