@@ -5,6 +5,7 @@ from rest_framework.routers import DefaultRouter
 from webapp.api import views
 from webapp.api.errors import json_not_found
 from webapp.detection.api import DetectView
+from webapp.faces.urls import compreface_urlpatterns, native_urlpatterns
 
 router = DefaultRouter()
 router.register("datasets", views.DatasetViewSet, basename="dataset")
@@ -17,6 +18,8 @@ urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("detect/", DetectView.as_view(), name="detect"),
+    path("faces/", include(native_urlpatterns)),
+    path("", include(compreface_urlpatterns)),
     path("", include(router.urls)),
     re_path(r"^.*$", json_not_found),
 ]

@@ -1,0 +1,356 @@
+"""CompreFace-compatible endpoints, so existing CompreFace clients work unchanged.
+
+Paths, fields and response shapes follow CompreFace's REST API description (0.6+):
+
+- ``POST /api/v1/verification/verify`` (``source_image``, ``target_image``)
+- ``POST /api/v1/recognition/recognize`` (``file``; ``limit``, ``prediction_count``,
+  ``det_prob_threshold``)
+- ``/api/v1/recognition/faces``: ``POST ?subject=`` adds an example (the subject is created
+  if new), ``GET`` lists examples, ``DELETE ?subject=`` deletes a subject's examples,
+  ``DELETE /{image_id}`` deletes one
+- ``/api/v1/recognition/subjects``: ``GET``, ``POST {"subject"}``, ``DELETE`` (all),
+  ``PUT /{subject}`` (rename, merging into an existing name), ``DELETE /{subject}``
+
+Images come as multipart files or, as CompreFace also accepts, base64 strings in a JSON
+body under the same names. The key goes in the ``x-api-key`` header (one of our API
+tokens). Errors are CompreFace's ``{"message", "code"}`` with its numeric codes where it
+has one (28: no face found, 26: invalid value, 33: missing parameter, 21: unreadable image,
+11: example not found). An "image_id" is the id of one enrolled face. Similarities are our
+display similarity: 0.5 at the verifier's calibrated threshold.
+
+Everything runs as the same jobs as the native API and waits for them (``?wait=`` seconds,
+default 60), since CompreFace clients expect the answer in the response.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+from typing import Any
+
+from django.db import transaction
+from rest_framework import status
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from webapp.accounts.models import signed_in_user
+from webapp.api.errors import ApiError
+from webapp.detection.api import MAX_WAIT_S, parse_wait
+from webapp.faces import enrollment, services
+from webapp.faces.api import (
+    FaceErrorsMixin,
+    FacesPermission,
+    job_error,
+    read_upload,
+    start_enrollment,
+    start_recognition,
+    start_verification,
+)
+from webapp.faces.models import Face, Subject
+from webapp.faces.services import FaceError, UploadedImage
+from webapp.jobs.models import Job, JobStatus
+
+# Our error codes -> CompreFace's numeric codes (com.exadel.frs ExceptionCode).
+CODES = {
+    "no_face": 28,
+    "invalid": 26,
+    "parse_error": 26,
+    "invalid_box": 26,
+    "duplicate_subject": 26,
+    "duplicate_face": 26,
+    "missing_field": 33,
+    "not_an_image": 21,
+    "corrupt_image": 21,
+    "empty_file": 21,
+    "unsupported_format": 21,
+    "file_too_large": 21,
+    "too_many_pixels": 21,
+    "unknown_face": 11,
+    "unknown_subject": 11,
+    "not_found": 11,
+    "not_authenticated": 20,
+    "authentication_failed": 20,
+    "permission_denied": 32,
+}
+# CompreFace answers "no face" as a bad request; our native API says 422.
+STATUS_OVERRIDES = {"no_face": 400}
+
+
+class CompreFaceView(FaceErrorsMixin, APIView):
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
+    permission_classes = [FacesPermission]
+
+    def handle_exception(self, exc: Exception) -> Response:
+        response = super().handle_exception(exc)
+        error = response.data.get("error", {}) if isinstance(response.data, dict) else {}
+        code = str(error.get("code", ""))
+        response.data = {"message": error.get("message", str(exc)), "code": CODES.get(code, 0)}
+        response.status_code = STATUS_OVERRIDES.get(code, response.status_code)
+        return response
+
+
+def missing(field: str, what: str = "a request parameter") -> ApiError:
+    return ApiError("missing_field", f"{field} is required ({what}).", details={"field": field})
+
+
+def image_field(request: Request, field: str) -> UploadedImage:
+    """A multipart file, or a base64 string in a JSON body, under ``field``."""
+    uploaded = request.FILES.get(field)
+    if uploaded is not None:
+        return read_upload(uploaded, field)
+    encoded = request.data.get(field) if hasattr(request.data, "get") else None
+    if not isinstance(encoded, str) or not encoded:
+        raise missing(field, "an image file, or base64 in a JSON body")
+    try:
+        data = base64.b64decode(encoded.split(",", 1)[-1], validate=True)
+    except (binascii.Error, ValueError):
+        raise FaceError(
+            "not_an_image", f"{field}: not valid base64.", details={"field": field}
+        ) from None
+    return services.read_image(data, field, field=field)
+
+
+def query_number(
+    request: Request, name: str, default: float, *, low: float, high: float = math.inf
+) -> float:
+    raw = request.query_params.get(
+        name, request.data.get(name) if hasattr(request.data, "get") else None
+    )
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise ApiError("invalid", f"{name} must be a number, got {raw!r}.") from None
+    if not low <= value <= high:
+        raise ApiError("invalid", f"{name} must be between {low} and {high}, got {raw}.")
+    return value
+
+
+def finished(job: Job) -> dict[str, Any]:
+    """The result of a job the request waited for, or the CompreFace-shaped error."""
+    if job.status != JobStatus.DONE:
+        raise job_error(job)
+    return dict(job.result or {})
+
+
+def cf_box(box: dict[str, float], score: float) -> dict[str, Any]:
+    return {
+        "probability": round(float(score), 5),
+        "x_min": round(float(box["x1"])),
+        "y_min": round(float(box["y1"])),
+        "x_max": round(float(box["x2"])),
+        "y_max": round(float(box["y2"])),
+    }
+
+
+def gallery_subject(name: str) -> Subject:
+    return enrollment.get_subject(name=" ".join(name.split()))
+
+
+def wait_s(request: Request) -> float:
+    """CompreFace clients expect the answer in the response: wait up to a minute."""
+    return parse_wait(request, MAX_WAIT_S)
+
+
+# ---------------------------------------------------------------------------- verification
+
+
+class VerificationView(CompreFaceView):
+    """``POST /api/v1/verification/verify``."""
+
+    read_like = True
+
+    def post(self, request: Request) -> Response:
+        limit = int(query_number(request, "limit", 0, low=0))
+        min_score = query_number(request, "det_prob_threshold", 0.0, low=0.0, high=1.0)
+        source = image_field(request, "source_image")
+        target = image_field(request, "target_image")
+        job = start_verification(request, source, target, {}, wait_s(request))
+        result = finished(job)
+        source = result["source_face"]
+        matches = [m for m in result["matches"] if m["score"] >= min_score]
+        return Response(
+            {
+                "result": [
+                    {
+                        "source_image_face": {"box": cf_box(source["box"], source["score"])},
+                        "face_matches": [
+                            {
+                                "box": cf_box(m["box"], m["score"]),
+                                "similarity": round(m["similarity"], 5),
+                            }
+                            for m in (matches[:limit] if limit else matches)
+                        ],
+                    }
+                ]
+            }
+        )
+
+
+# ---------------------------------------------------------------------------- recognition
+
+
+class RecognizeView(CompreFaceView):
+    """``POST /api/v1/recognition/recognize``."""
+
+    read_like = True
+
+    def post(self, request: Request) -> Response:
+        options = {
+            "limit": int(query_number(request, "limit", 0, low=0)),
+            "top_k": int(query_number(request, "prediction_count", 1, low=1, high=100)),
+            "min_score": query_number(request, "det_prob_threshold", 0.0, low=0.0, high=1.0),
+            "detect_faces": True,
+        }
+        upload = image_field(request, "file")
+        job = start_recognition(request, upload, options, wait_s(request))
+        faces = finished(job)["faces"]
+        return Response(
+            {
+                "result": [
+                    {
+                        "box": cf_box(f["box"], f["score"]),
+                        "subjects": [
+                            {
+                                "subject": c["subject"]["name"],
+                                "similarity": round(c["similarity"], 5),
+                            }
+                            for c in f["candidates"]
+                        ],
+                    }
+                    for f in faces
+                ]
+            }
+        )
+
+
+class FacesView(CompreFaceView):
+    """``/api/v1/recognition/faces``: add, list and delete examples."""
+
+    def post(self, request: Request) -> Response:
+        name = request.query_params.get("subject", "")
+        if not name.strip():
+            raise missing("subject", "a query parameter")
+        upload = image_field(request, "file")
+        subject, created = subject_for_enrollment(request, name)
+        job = start_enrollment(request, subject, [upload], {"detect_faces": True}, wait_s(request))
+        if job.status != JobStatus.DONE:
+            if created and not job.is_active:
+                Subject.objects.filter(pk=subject.pk, faces__isnull=True).delete()
+            raise job_error(job)
+        face = (job.result or {})["faces"][0]
+        return Response(
+            {"image_id": str(face["id"]), "subject": subject.name}, status=status.HTTP_201_CREATED
+        )
+
+    def get(self, request: Request) -> Response:
+        faces = Face.objects.filter(subject__dataset=services.gallery_dataset())
+        name = request.query_params.get("subject")
+        if name:
+            faces = faces.filter(subject=gallery_subject(name))
+        page = int(query_number(request, "page", 0, low=0))
+        size = int(query_number(request, "size", 20, low=1, high=1000))
+        total = faces.count()
+        rows = faces.select_related("subject").order_by("id")[page * size : (page + 1) * size]
+        return Response(
+            {
+                "faces": [
+                    {"image_id": str(f.pk), "subject": f.subject.name if f.subject else ""}
+                    for f in rows
+                ],
+                "page_number": page,
+                "page_size": size,
+                "total_pages": math.ceil(total / size),
+                "total_elements": total,
+            }
+        )
+
+    def delete(self, request: Request) -> Response:
+        faces = Face.objects.filter(subject__dataset=services.gallery_dataset())
+        name = request.query_params.get("subject")
+        if name:
+            faces = faces.filter(subject=gallery_subject(name))
+        return Response({"deleted": enrollment.delete_faces(faces)})
+
+
+def subject_for_enrollment(request: Request, name: str) -> tuple[Subject, bool]:
+    """The named subject, created if new (CompreFace creates subjects on first example)."""
+    try:
+        return gallery_subject(name), False
+    except FaceError:
+        try:
+            return enrollment.create_subject(name, signed_in_user(request.user)), True
+        except FaceError as exc:
+            if exc.code != "duplicate_subject":  # created by a concurrent request: use it
+                raise
+            return gallery_subject(name), False
+
+
+class FaceView(CompreFaceView):
+    """``DELETE /api/v1/recognition/faces/{image_id}``."""
+
+    def delete(self, request: Request, image_id: str) -> Response:
+        faces = Face.objects.filter(subject__dataset=services.gallery_dataset())
+        face = faces.filter(pk=int(image_id)).first() if image_id.isdigit() else None
+        if face is None:
+            raise FaceError("unknown_face", f"No example with image_id {image_id}.", status=404)
+        name = face.subject.name if face.subject else ""
+        enrollment.delete_faces(Face.objects.filter(pk=face.pk))
+        return Response({"image_id": image_id, "subject": name})
+
+
+class SubjectsView(CompreFaceView):
+    """``/api/v1/recognition/subjects``: list, add, delete all."""
+
+    def get(self, request: Request) -> Response:
+        return Response(
+            {
+                "subjects": list(
+                    enrollment.subjects().order_by("name").values_list("name", flat=True)
+                )
+            }
+        )
+
+    def post(self, request: Request) -> Response:
+        name = request.data.get("subject") if hasattr(request.data, "get") else None
+        if not isinstance(name, str) or not name.strip():
+            raise missing("subject", "in the JSON body")
+        subject = enrollment.create_subject(name, signed_in_user(request.user))
+        return Response({"subject": subject.name}, status=status.HTTP_201_CREATED)
+
+    def delete(self, request: Request) -> Response:
+        with transaction.atomic():
+            everyone = list(enrollment.subjects())
+            for subject in everyone:
+                enrollment.delete_subject(subject)
+        return Response({"deleted": len(everyone)})
+
+
+class SubjectView(CompreFaceView):
+    """``PUT`` (rename, merging into an existing subject) and ``DELETE`` one subject."""
+
+    def put(self, request: Request, subject: str) -> Response:
+        new_name = request.data.get("subject") if hasattr(request.data, "get") else None
+        if not isinstance(new_name, str) or not new_name.strip():
+            raise missing("subject", "the new name, in the JSON body")
+        enrollment.rename_subject(gallery_subject(subject), new_name, merge=True)
+        return Response({"updated": True})
+
+    def delete(self, request: Request, subject: str) -> Response:
+        found = gallery_subject(subject)
+        enrollment.delete_subject(found)
+        return Response({"subject": found.name})
+
+
+__all__ = [
+    "FaceView",
+    "FacesView",
+    "RecognizeView",
+    "SubjectView",
+    "SubjectsView",
+    "VerificationView",
+]
