@@ -117,3 +117,23 @@ def test_enroll_with_no_face_is_422_and_enrolls_nothing(
     assert response.json()["error"]["code"] == "no_face"
     assert "wall.png" in response.json()["error"]["message"]
     assert not Face.objects.exists() and not Image.objects.exists()
+
+
+def test_cmyk_rgba_and_grey_uploads_are_the_same_face(labeler_api, tiny_verifier, orl):
+    grey = pixels_of(orl(9))
+    cmyk = encode(grey, "JPEG", "CMYK", quality=100)
+    rgba = encode(grey, "PNG", "RGBA")
+    dana = enrollment.create_subject("Dana")
+    enrolled = labeler_api.post(
+        f"/api/v1/faces/subjects/{dana.pk}/faces/?wait=30",
+        {"image": photo(cmyk, "cmyk.jpg")},
+        format="multipart",
+    )
+    assert enrolled.status_code == 201, enrolled.json()
+    assert Image.objects.get().format == "JPEG"
+    for data, name in ((rgba, "rgba.png"), (orl(9), "grey.pgm")):
+        response = labeler_api.post(
+            "/api/v1/faces/recognize/?wait=30", {"image": photo(data, name)}, format="multipart"
+        )
+        face = response.json()["faces"][0]
+        assert face["label"] == "Dana" and face["distance"] < 2e-3, (name, face)

@@ -18,7 +18,8 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -117,6 +118,7 @@ def job_response(job: Job, *, done_status: int = status.HTTP_200_OK) -> Response
     raise job_error(job)
 
 
+@extend_schema_field(OpenApiTypes.STR)
 class BoxField(serializers.Field[Any, Any, Any, Any]):
     """A face box ``x1,y1,x2,y2`` in pixels: a JSON list or a comma-separated string."""
 
@@ -197,7 +199,7 @@ class VerifyView(FaceErrorsMixin, APIView):
     parser_classes = [MultiPartParser, FormParser]
     read_like = True
 
-    @extend_schema(request=VerifyRequest)
+    @extend_schema(request=VerifyRequest, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request) -> Response:
         payload = VerifyRequest(data=request.data)
         payload.is_valid(raise_exception=True)
@@ -247,7 +249,7 @@ class RecognizeView(FaceErrorsMixin, APIView):
     parser_classes = [MultiPartParser, FormParser]
     read_like = True
 
-    @extend_schema(request=RecognizeRequest)
+    @extend_schema(request=RecognizeRequest, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request) -> Response:
         payload = RecognizeRequest(data=request.data)
         payload.is_valid(raise_exception=True)
@@ -347,7 +349,7 @@ class SubjectViewSet(
     def perform_destroy(self, instance: Subject) -> None:
         enrollment.delete_subject(instance)
 
-    @extend_schema(request=EnrollRequest, responses={200: None, 202: None})
+    @extend_schema(request=EnrollRequest, responses=OpenApiTypes.OBJECT)
     @action(detail=True, methods=["get", "post"], url_path="faces")
     def faces(self, request: Request, pk: str | None = None) -> Response:
         """GET: the subject's faces. POST: enroll one face per photo (`image`, repeatable)."""
@@ -379,9 +381,11 @@ class FaceViewSet(
     def get_queryset(self) -> QuerySet[Face]:
         return Face.objects.filter(subject__dataset=services.gallery_dataset())
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return Response(enrollment.face_json(self.get_object()))
 
+    @extend_schema(responses={204: None})
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         face = self.get_object()
         enrollment.delete_faces(Face.objects.filter(pk=face.pk))
@@ -395,7 +399,7 @@ class ReembedView(FaceErrorsMixin, APIView):
 
     admin_only_write = True
 
-    @extend_schema(request=None)
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request) -> Response:
         job = services.schedule_reembed(signed_in_user(request.user))
         if job is None:

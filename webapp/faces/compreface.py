@@ -30,6 +30,8 @@ import math
 from typing import Any
 
 from django.db import transaction
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
@@ -77,6 +79,9 @@ CODES = {
 }
 # CompreFace answers "no face" as a bad request; our native API says 422.
 STATUS_OVERRIDES = {"no_face": 400}
+compat_schema = extend_schema(
+    request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT, tags=["compreface"]
+)
 
 
 class CompreFaceView(FaceErrorsMixin, APIView):
@@ -164,6 +169,7 @@ class VerificationView(CompreFaceView):
 
     read_like = True
 
+    @compat_schema
     def post(self, request: Request) -> Response:
         limit = int(query_number(request, "limit", 0, low=0))
         min_score = query_number(request, "det_prob_threshold", 0.0, low=0.0, high=1.0)
@@ -199,6 +205,7 @@ class RecognizeView(CompreFaceView):
 
     read_like = True
 
+    @compat_schema
     def post(self, request: Request) -> Response:
         options = {
             "limit": int(query_number(request, "limit", 0, low=0)),
@@ -231,6 +238,7 @@ class RecognizeView(CompreFaceView):
 class FacesView(CompreFaceView):
     """``/api/v1/recognition/faces``: add, list and delete examples."""
 
+    @compat_schema
     def post(self, request: Request) -> Response:
         name = request.query_params.get("subject", "")
         if not name.strip():
@@ -247,6 +255,7 @@ class FacesView(CompreFaceView):
             {"image_id": str(face["id"]), "subject": subject.name}, status=status.HTTP_201_CREATED
         )
 
+    @compat_schema
     def get(self, request: Request) -> Response:
         faces = Face.objects.filter(subject__dataset=services.gallery_dataset())
         name = request.query_params.get("subject")
@@ -269,6 +278,7 @@ class FacesView(CompreFaceView):
             }
         )
 
+    @compat_schema
     def delete(self, request: Request) -> Response:
         faces = Face.objects.filter(subject__dataset=services.gallery_dataset())
         name = request.query_params.get("subject")
@@ -293,6 +303,9 @@ def subject_for_enrollment(request: Request, name: str) -> tuple[Subject, bool]:
 class FaceView(CompreFaceView):
     """``DELETE /api/v1/recognition/faces/{image_id}``."""
 
+    @extend_schema(
+        responses=OpenApiTypes.OBJECT, tags=["compreface"], operation_id="compreface_delete_example"
+    )
     def delete(self, request: Request, image_id: str) -> Response:
         faces = Face.objects.filter(subject__dataset=services.gallery_dataset())
         face = faces.filter(pk=int(image_id)).first() if image_id.isdigit() else None
@@ -306,6 +319,7 @@ class FaceView(CompreFaceView):
 class SubjectsView(CompreFaceView):
     """``/api/v1/recognition/subjects``: list, add, delete all."""
 
+    @compat_schema
     def get(self, request: Request) -> Response:
         return Response(
             {
@@ -315,6 +329,7 @@ class SubjectsView(CompreFaceView):
             }
         )
 
+    @compat_schema
     def post(self, request: Request) -> Response:
         name = request.data.get("subject") if hasattr(request.data, "get") else None
         if not isinstance(name, str) or not name.strip():
@@ -322,6 +337,7 @@ class SubjectsView(CompreFaceView):
         subject = enrollment.create_subject(name, signed_in_user(request.user))
         return Response({"subject": subject.name}, status=status.HTTP_201_CREATED)
 
+    @compat_schema
     def delete(self, request: Request) -> Response:
         with transaction.atomic():
             everyone = list(enrollment.subjects())
@@ -333,6 +349,7 @@ class SubjectsView(CompreFaceView):
 class SubjectView(CompreFaceView):
     """``PUT`` (rename, merging into an existing subject) and ``DELETE`` one subject."""
 
+    @compat_schema
     def put(self, request: Request, subject: str) -> Response:
         new_name = request.data.get("subject") if hasattr(request.data, "get") else None
         if not isinstance(new_name, str) or not new_name.strip():
@@ -340,6 +357,9 @@ class SubjectView(CompreFaceView):
         enrollment.rename_subject(gallery_subject(subject), new_name, merge=True)
         return Response({"updated": True})
 
+    @extend_schema(
+        responses=OpenApiTypes.OBJECT, tags=["compreface"], operation_id="compreface_delete_subject"
+    )
     def delete(self, request: Request, subject: str) -> Response:
         found = gallery_subject(subject)
         enrollment.delete_subject(found)
