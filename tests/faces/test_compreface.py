@@ -154,6 +154,13 @@ def test_errors_have_compreface_shape_and_codes(
     )
     assert failed_add.status_code == 400 and failed_add.json()["code"] == 28
     assert not Subject.objects.exists()  # the subject its first example would have created
+    big = encode(np.zeros((600, 800, 3), dtype=np.uint8))
+    blind_face_detector.__class__.objects.filter(kind="face_detector").update(is_active=False)
+    no_detector = cf(
+        "POST", "/api/v1/recognition/faces?subject=Nobody", files={"file": ("b.png", big)}
+    )
+    assert no_detector.status_code == 503 and "face detector" in no_detector.json()["message"]
+    assert not Subject.objects.exists()
     no_subject = cf("POST", "/api/v1/recognition/faces", files={"file": ("m.pgm", orl(1))})
     assert no_subject.status_code == 400 and no_subject.json()["code"] == 33
     assert "subject" in no_subject.json()["message"]

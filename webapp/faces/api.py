@@ -296,6 +296,8 @@ def start_enrollment(
 ) -> Job:
     """Refuse what needs no model (duplicates, no detector), then run the enroll job."""
     services.active_verifier()  # 503 now rather than a failed job
+    if options.get("box") is not None and len(uploads) > 1:
+        raise FaceError("invalid", "box: give a box only with a single photo.")
     enrollment.refuse_duplicates(subject, uploads)
     for upload in uploads:
         check_detector(upload, options["detect_faces"], options.get("box"), upload.name or "image")

@@ -245,11 +245,18 @@ class FacesView(CompreFaceView):
             raise missing("subject", "a query parameter")
         upload = image_field(request, "file")
         subject, created = subject_for_enrollment(request, name)
-        job = start_enrollment(request, subject, [upload], {"detect_faces": True}, wait_s(request))
-        if job.status != JobStatus.DONE:
-            if created and not job.is_active:
+        try:
+            job = start_enrollment(
+                request, subject, [upload], {"detect_faces": True}, wait_s(request)
+            )
+            if job.status != JobStatus.DONE and not job.is_active:
+                raise job_error(job)
+        except Exception:
+            if created:  # the subject only its first example would have created
                 Subject.objects.filter(pk=subject.pk, faces__isnull=True).delete()
-            raise job_error(job)
+            raise
+        if job.is_active:
+            raise job_error(job)  # still running: the subject stays for its example
         face = (job.result or {})["faces"][0]
         return Response(
             {"image_id": str(face["id"]), "subject": subject.name}, status=status.HTTP_201_CREATED
