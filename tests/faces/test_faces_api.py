@@ -296,6 +296,10 @@ def test_enroll_refusals(labeler_api, tiny_verifier, orl):
         url, {"image": photo(orl(2, 5)), "box": "9,9,1,1"}, format="multipart"
     )
     assert bad_box.status_code == 400 and "box" in error_of(bad_box)["message"]
+    two_with_box = labeler_api.post(
+        url, {"image": [photo(orl(2, 5)), photo(orl(2, 6))], "box": "0,0,9,9"}, format="multipart"
+    )
+    assert two_with_box.status_code == 400 and "box" in error_of(two_with_box)["message"]
     assert Face.objects.count() == 1 and Image.objects.count() == 1 and not Job.objects.exists()
 
 
