@@ -28,7 +28,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -71,6 +71,24 @@ class Settings:
     matmul_repeats: int
     theirs_workers: int
     quick: bool
+    imgsz: int = 416  # YOLOv8n's train/val/predict size: our detector's input size
+
+
+class UltralyticsJob(Protocol):
+    """What the Ultralytics side needs from a bench's settings (``bench.faces`` reuses it)."""
+
+    @property
+    def work(self) -> Path: ...
+    @property
+    def threads(self) -> int: ...
+    @property
+    def budget_minutes(self) -> float: ...
+    @property
+    def theirs_weights(self) -> Path | None: ...
+    @property
+    def theirs_workers(self) -> int: ...
+    @property
+    def imgsz(self) -> int: ...
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -126,7 +144,7 @@ def ensure_venv() -> Path:
     return python
 
 
-def run_side(python: Path, mode: str, settings: Settings, *args: str) -> Json:
+def run_side(python: Path, mode: str, settings: UltralyticsJob, *args: str) -> Json:
     """Run one mode of ``ultralytics_side.py`` offline; its output goes to a log file."""
     result = settings.work / f"ultralytics_{mode}.json"
     logfile = settings.work / f"ultralytics_{mode}.log"
@@ -148,7 +166,7 @@ def run_side(python: Path, mode: str, settings: Settings, *args: str) -> Json:
     return data
 
 
-def theirs_train_and_eval(python: Path, settings: Settings, layout: YoloLayout) -> Json:
+def theirs_train_and_eval(python: Path, settings: UltralyticsJob, layout: YoloLayout) -> Json:
     """Train YOLOv8n (unless weights were given), then their val + raw test predictions."""
     project = settings.work / "ultralytics-runs"
     out: Json = {}
@@ -161,7 +179,7 @@ def theirs_train_and_eval(python: Path, settings: Settings, layout: YoloLayout) 
             settings,
             *("--data", str(layout.data_yaml), "--project", str(project)),
             *("--budget-minutes", str(settings.budget_minutes)),
-            *("--workers", str(settings.theirs_workers)),
+            *("--workers", str(settings.theirs_workers), "--imgsz", str(settings.imgsz)),
         )
         weights = Path(out["train"]["weights"])
     out["weights"] = str(weights)
@@ -175,13 +193,14 @@ def theirs_train_and_eval(python: Path, settings: Settings, layout: YoloLayout) 
         settings,
         *("--weights", str(weights), "--data", str(layout.data_yaml)),
         *("--project", str(project), "--images", str(images)),
+        *("--imgsz", str(settings.imgsz)),
     )
     return out
 
 
 # ----------------------------------------------------------------------------- accuracy
 def test_records(layout: YoloLayout) -> list[VocRecord]:
-    """The authors' test split, in their order."""
+    """The layout's test split (the authors' unless it was converted with a split seed)."""
     by_stem = {r.stem: r for r in layout.dataset.records}
     return [by_stem[s] for s in layout.split_stems["test"]]
 
@@ -202,10 +221,10 @@ def label_map(model_names: Sequence[str], data_names: Sequence[str]) -> NDArray[
     raise ValueError(f"model classes {list(model_names)} do not match the data's {data_names}")
 
 
-def ours_metrics(settings: Settings, layout: YoloLayout) -> DetectionMetrics:
+def ours_metrics(checkpoint: Path, layout: YoloLayout) -> DetectionMetrics:
     """Our checkpoint through the serving Predictor at score 0.001, scored on the test split."""
     records = test_records(layout)
-    predictor = Predictor.from_checkpoint(settings.ours, device="cpu")
+    predictor = Predictor.from_checkpoint(checkpoint, device="cpu")
     images = [load_rgb(r.image_path) for r in records]
     dets = predictor.predict(images, score_threshold=EVAL_SCORE_THRESHOLD, batch_size=8)
     mapping = label_map(predictor.class_names, layout.class_names)
@@ -487,17 +506,23 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def checkpoint_training_seconds(path: Path) -> float | None:
+    """Our training wall time: the checkpoint's extra, else the model card next to it."""
+    extra = load_checkpoint(path, expected_kind="detector").extra
+    card = Path(path).with_suffix(".json")  # the model card export_model writes
+    if "training_seconds" not in extra and card.exists():
+        extra = {**extra, **json.loads(card.read_text())}
+    seconds = extra.get("training_seconds")
+    return float(seconds) if seconds else None
+
+
 def settings_from_args(argv: Sequence[str] | None = None) -> Settings:
     """Parse and check the command line; the budget defaults to our training time."""
     parser = _parser()
     args = parser.parse_args(argv)
     if args.skip_train_theirs != (args.theirs_weights is not None):
         parser.error("--skip-train-theirs and --theirs-weights go together")
-    extra = load_checkpoint(args.ours, expected_kind="detector").extra
-    card = Path(args.ours).with_suffix(".json")  # the model card export_model writes
-    if "training_seconds" not in extra and card.exists():
-        extra = {**extra, **json.loads(card.read_text())}
-    seconds = args.ours_train_seconds or extra.get("training_seconds")
+    seconds = args.ours_train_seconds or checkpoint_training_seconds(args.ours)
     budget = args.budget_minutes or (1.0 if args.quick else None)
     if budget is None and seconds:
         budget = float(seconds) / 60
@@ -542,7 +567,7 @@ def run(settings: Settings) -> Json:
     theirs = theirs_train_and_eval(python, settings, layout)
     log("our detector on the test split")
     ours: Json = {"train_seconds": settings.ours_train_seconds}
-    ours["metrics"] = ours_metrics(settings, layout).to_dict()
+    ours["metrics"] = ours_metrics(settings.ours, layout).to_dict()
     theirs_metrics_ = theirs_metrics(theirs, layout).to_dict()
     speed_ = speed(settings, python, layout, theirs["weights"])
     parts = [p for p in (theirs.get("train"), theirs["evaluate"], speed_["theirs"]) if p]
