@@ -74,3 +74,12 @@ def test_a_missing_image_file_is_skipped_not_fatal(two_faces):
     result = reembed.reembed_faces()
     assert result["faces"] == 1 and len(result["skipped"]) == 1
     assert f"face {first.pk}" in result["skipped"][0]
+
+
+def test_reembed_starts_once_per_verifier_unless_forced(two_faces, orl, labeler):
+    make_tiny_verifier(seed=6)
+    first = services.schedule_reembed()
+    Job.objects.filter(pk=first.pk).update(status="failed")
+    assert services.schedule_reembed() is None  # no retry loop on every request
+    forced = services.schedule_reembed(labeler, force=True)
+    assert forced is not None and forced.pk != first.pk

@@ -403,7 +403,7 @@ class ReembedView(FaceErrorsMixin, APIView):
 
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request) -> Response:
-        job = services.schedule_reembed(signed_in_user(request.user))
+        job = services.schedule_reembed(signed_in_user(request.user), force=True)
         if job is None:
             return Response(
                 {"job": None, "message": "Nothing to re-embed, or a job is already on it."}

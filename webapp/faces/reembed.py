@@ -14,7 +14,8 @@ from webapp.faces.models import Face
 from webapp.faces.services import FaceError, FaceModels, load_models, stale_faces
 from webapp.images.pixels import image_rgb
 
-_EMBED_BATCH = 64
+# Images per step: one progress report and one bulk update each.
+_IMAGES_PER_STEP = 64
 
 Progress = Callable[[float, str], None]
 
@@ -30,8 +31,8 @@ def reembed_faces(progress: Progress | None = None) -> dict[str, Any]:
     version = models.verifier
     image_ids = sorted(set(stale_faces(version).values_list("image_id", flat=True)))
     done, skipped = 0, list[str]()
-    for start in range(0, len(image_ids), _EMBED_BATCH):
-        batch = image_ids[start : start + _EMBED_BATCH]
+    for start in range(0, len(image_ids), _IMAGES_PER_STEP):
+        batch = image_ids[start : start + _IMAGES_PER_STEP]
         done += _reembed_images(models, batch, skipped)
         if ModelVersion.active(ModelKind.VERIFIER) != version:
             raise FaceError(

@@ -18,7 +18,6 @@ and says how many it skipped.
 from __future__ import annotations
 
 import io
-import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -52,10 +51,7 @@ from webapp.images.models import Dataset, Task
 from webapp.images.validation import ImageRejected, decode_upload
 from webapp.jobs.models import ACTIVE_STATUSES, Job
 
-logger = logging.getLogger(__name__)
-
 REEMBED_JOB = "reembed"
-_EMBED_BATCH = 64
 
 
 class FaceError(Exception):
@@ -161,7 +157,8 @@ def load_models() -> FaceModels:
         verifier_changed = cached is not None and cached[0][:2] != key[:2]
         _cache["pipeline"] = (key, pipeline)
     if verifier_changed or cached is None:
-        # A new verifier makes every stored embedding incomparable: recompute them.
+        # A new verifier makes every stored embedding incomparable: recompute them. On a
+        # process's first load too, since the switch may have happened while it was down.
         schedule_reembed()
     return FaceModels(pipeline, verifier, detector)
 
@@ -578,16 +575,21 @@ def stale_faces(version: ModelVersion) -> QuerySet[Face]:
     return Face.objects.filter(other | missing)
 
 
-def schedule_reembed(user: User | None = None) -> Job | None:
+def schedule_reembed(user: User | None = None, *, force: bool = False) -> Job | None:
     """Start the ``reembed`` job if faces need it and none is queued or running.
 
     Call it after activating a verifier (the serving path also calls it when it notices a
-    new verifier). Returns the job started, or None.
+    new verifier). Automatically it runs once per verifier: faces it had to skip (an
+    unreadable photo) do not start it again on every request; ``force`` does.
+    Returns the job started, or None.
     """
     version = ModelVersion.active(ModelKind.VERIFIER)
     if version is None or not stale_faces(version).exists():
         return None
-    if Job.objects.filter(kind=REEMBED_JOB, status__in=ACTIVE_STATUSES).exists():
+    jobs = Job.objects.filter(kind=REEMBED_JOB)
+    if jobs.filter(status__in=ACTIVE_STATUSES).exists():
+        return None
+    if not force and jobs.filter(params__verifier=version.pk).exists():
         return None
     from webapp.jobs.services import start_job
 
