@@ -47,6 +47,10 @@ class EmbeddingConfig:
         flip_average: in eval mode, embed the face and its mirror image and average the two
             (then normalise): a face and its mirror are the same person, so the average is
             a steadier embedding. Costs a second forward pass at inference, none in training.
+        tta_shift: in eval mode, also embed the face shifted by this many pixels up, down,
+            left and right (edges repeated) and average all views: a detector's box or a
+            photographer's framing moves the face by a few pixels, and the average no longer
+            depends on exactly where. 0 turns it off; 4 more views (x2 with the mirror).
     """
 
     input_size: int = 64
@@ -57,6 +61,7 @@ class EmbeddingConfig:
     normalize: bool = True
     pooling: str = "avg"
     flip_average: bool = False
+    tta_shift: int = 0
 
     def __post_init__(self) -> None:
         if self.input_size < 1 or self.in_channels < 1 or self.embedding_dim < 1:
@@ -146,6 +151,15 @@ class EmbeddingNet(nn.Module):
         nn.init.kaiming_normal_(self.head.weight, mode="fan_in", nonlinearity="linear")
         nn.init.zeros_(self.head.bias)
 
+    def _test_time_views(self, x: torch.Tensor) -> torch.Tensor:
+        views = [x]
+        t = self.config.tta_shift
+        if t:
+            views += [_shifted(x, dy, dx) for dy, dx in ((t, 0), (-t, 0), (0, t), (0, -t))]
+        if self.config.flip_average:
+            views += [v.flip(3) for v in views]
+        return torch.cat(views) if len(views) > 1 else x
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Embed a batch of faces.
 
@@ -155,18 +169,26 @@ class EmbeddingNet(nn.Module):
         Returns:
             ``(N, embedding_dim)`` float32, unit length when ``config.normalize``.
         """
-        if self.config.flip_average and not self.training:
-            x = torch.cat([x, x.flip(3)])  # (2N, C, S, S): each face, then its mirror
+        n_faces = x.shape[0]
+        if not self.training:
+            x = self._test_time_views(x)  # (V * N, C, S, S), the original first
         z = self.features(x)  # (N, widths[-1], S', S')
         # avg: (N, widths[-1]), position-blind; flatten: (N, widths[-1] * S' * S')
         z = z.mean(dim=(2, 3)) if self.config.pooling == "avg" else z.flatten(1)
         h: torch.Tensor = self.head(self.dropout(z))  # (N, embedding_dim)
-        if self.config.flip_average and not self.training:
-            n = h.shape[0] // 2
-            h = (F.normalize(h[:n], dim=1) + F.normalize(h[n:], dim=1)) / 2
+        if h.shape[0] != n_faces:  # several views per face: mean of their unit embeddings
+            h = F.normalize(h, dim=1).view(-1, n_faces, h.shape[1]).mean(dim=0)
         if self.config.normalize:
             h = F.normalize(h, dim=1)
         return h
+
+
+def _shifted(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """``x (N, C, S, S)`` moved by ``(dy, dx)`` pixels, the edge pixels repeated into the gap."""
+    s = max(abs(dy), abs(dx))
+    padded = F.pad(x, (s, s, s, s), mode="replicate")
+    size_y, size_x = x.shape[2], x.shape[3]
+    return padded[:, :, s - dy : s - dy + size_y, s - dx : s - dx + size_x]
 
 
 def euclidean_distance(h1: torch.Tensor, h2: torch.Tensor) -> torch.Tensor:

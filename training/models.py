@@ -6,7 +6,11 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models, transaction
+from django.dispatch import Signal
 from django.utils import timezone
+
+# Sent with ``version=`` after a version became the serving one of its kind (on commit).
+version_activated = Signal()
 
 
 class ModelKind(models.TextChoices):
@@ -53,6 +57,9 @@ class ModelVersion(models.Model):
                 is_active=False
             )
             ModelVersion.objects.filter(pk=self.pk).update(is_active=True)
+            # After commit: receivers (the faces app re-embeds enrolled faces for a new
+            # verifier) must see the switch, and see nothing if it rolls back.
+            transaction.on_commit(lambda: version_activated.send(sender=ModelVersion, version=self))
         self.is_active = True
 
     @classmethod

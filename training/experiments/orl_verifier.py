@@ -32,7 +32,7 @@ import torch
 from inference.faces import crop_face, to_gray, to_tensor
 from inference.pairs import all_eval_pairs
 from inference.preprocess import load_rgb
-from inference.siamese import DEFAULT_MARGIN, EmbeddingConfig
+from inference.siamese import EmbeddingConfig
 from inference.verification_metrics import Calibration, calibrate
 from training.fit import FitConfig
 from training.verification import (
@@ -40,6 +40,7 @@ from training.verification import (
     DEFAULT_PAIRS_PER_EPOCH,
     DEFAULT_VERIFIER_EMBEDDING_CONFIG,
     DEFAULT_VERIFIER_FIT_CONFIG,
+    DEFAULT_VERIFIER_MARGIN,
     FACE_MARGIN,
     SUMMARY_METRICS,
     CrossValidation,
@@ -74,9 +75,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--widths", default=",".join(map(str, emb.widths)))
     p.add_argument("--dim", type=int, default=emb.embedding_dim)
     p.add_argument("--dropout", type=float, default=emb.dropout)
-    p.add_argument("--margin", type=float, default=DEFAULT_MARGIN)
+    p.add_argument("--margin", type=float, default=DEFAULT_VERIFIER_MARGIN)
     p.add_argument("--pairs", type=int, default=DEFAULT_PAIRS_PER_EPOCH, help="pairs per epoch")
-    p.add_argument("--hard-negatives", action="store_true")
+    p.add_argument("--no-hard-negatives", dest="hard_negatives", action="store_false")
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--sampler", choices=("batch", "pairs"), default="batch")
     p.add_argument("--pooling", choices=("avg", "flatten"), default=emb.pooling)
@@ -87,7 +88,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--unlabelled-min-px", type=float, default=24.0)
     p.add_argument("--instances", type=int, default=16, help="unlabelled faces per batch")
     p.add_argument("--negatives", choices=("balanced", "all"), default="balanced")
-    p.add_argument("--flip-average", action="store_true")
+    p.add_argument("--no-flip-average", dest="flip_average", action="store_false")
+    p.add_argument("--tta-shift", type=int, default=emb.tta_shift)
     p.add_argument("--batches", type=int, default=16, help="batches per epoch (batch sampler)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
@@ -167,7 +169,7 @@ def unlabelled_faces(args: argparse.Namespace) -> list[FaceSample]:
     from training.formats.voc import read_voc
 
     wanted = set(filter(None, args.unlabelled_classes.split(",")))
-    faces = []
+    faces: list[FaceSample] = []
     for record in read_voc(args.unlabelled_voc).records:
         for box, name in zip(record.boxes, record.class_names, strict=True):
             side = min(box[2] - box[0], box[3] - box[1])
@@ -187,6 +189,7 @@ def _configs(args: argparse.Namespace) -> tuple[EmbeddingConfig, FitConfig]:
         dropout=args.dropout,
         pooling=args.pooling,
         flip_average=args.flip_average,
+        tta_shift=args.tta_shift,
     )
     fit = dataclasses.replace(
         DEFAULT_VERIFIER_FIT_CONFIG,
@@ -211,6 +214,7 @@ def _setup_text(args: argparse.Namespace) -> str:
             else f"batch {args.batch}, {args.pairs} pairs/epoch"
         )
         + f", {args.pooling} pool{', flip avg' if args.flip_average else ''}"
+        + (f", tta shift {args.tta_shift}px" if args.tta_shift else "")
         + f", {args.negatives} negatives, m {args.margin:g}"
         + (
             f", +{args.instances}/batch unlabelled faces >= {args.unlabelled_min_px:g}px"

@@ -89,6 +89,9 @@ class Face(models.Model):
             )
         ]
 
+    def __str__(self) -> str:
+        return f"face {self.pk} of image {self.image_id}"
+
     @property
     def box(self) -> tuple[float, float, float, float] | None:
         """``(x1, y1, x2, y2)`` or None for the whole image."""

@@ -19,6 +19,8 @@ class JobKind(models.TextChoices):
     DETECT = "detect", "Detect objects"
     VERIFY = "verify", "Verify faces"
     ENROLL = "enroll", "Enroll faces"
+    RECOGNIZE = "recognize", "Recognize faces"
+    REEMBED = "reembed", "Re-embed enrolled faces"
     EVALUATE = "evaluate", "Evaluate model"
     TRAIN = "train", "Train model"
 

@@ -39,10 +39,13 @@ class Command(BaseCommand):
             "sha256": version.sha256,
             "class_names": version.class_names,
             "config": version.config,
-            # PR curves stay in the database (for charts); the card keeps the summary numbers.
+            # Detector PR curves stay in the database; the card keeps the summary numbers. A
+            # verifier's card keeps everything: its threshold and the calibration behind it.
             "metrics": {
-                split: {k: v for k, v in values.items() if k != "pr_curves"}
-                for split, values in version.metrics.items()
+                key: {k: v for k, v in values.items() if k != "pr_curves"}
+                if isinstance(values, dict) and version.kind != "verifier"
+                else values
+                for key, values in version.metrics.items()
             },
             "command": version.command,
             "training_seconds": version.training_seconds,

@@ -41,6 +41,7 @@ def _command_line(options: dict[str, Any]) -> str:
         "epochs",
         "minutes",
         "img_size",
+        "strides",
         "batch_size",
         "lr",
         "grayscale",

@@ -20,6 +20,9 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from inference.face_pipeline import largest_face
+from inference.predict import Predictor
+from inference.preprocess import load_rgb
 from inference.runtime import pick_device
 from inference.siamese import save_verifier
 from inference.verification_metrics import Calibration
@@ -28,6 +31,7 @@ from training.models import ModelKind, ModelVersion
 from training.samples import face_samples
 from training.verification import (
     DEFAULT_VERIFIER_FIT_CONFIG,
+    FaceSample,
     evaluate_verifier,
     train_verifier,
 )
@@ -54,7 +58,7 @@ def threshold_for(calibration: Calibration, target_far: float | None) -> tuple[f
 
 def _command_line(options: dict[str, Any]) -> str:
     words = ["python", "manage.py", "train_verifier", "--dataset", options["dataset"]]
-    for flag in ("epochs", "minutes", "lr", "target_far", "seed", "device"):
+    for flag in ("epochs", "minutes", "lr", "target_far", "face_boxes", "seed", "device"):
         if options.get(flag) is not None:
             words += [f"--{flag.replace('_', '-')}", str(options[flag])]
     return shlex.join(words)
@@ -78,6 +82,15 @@ class Command(BaseCommand):
             default=None,
             help="Operate at this false-accept rate (0.01 or 0.001); default: the EER point.",
         )
+        parser.add_argument(
+            "--face-boxes",
+            choices=("detector", "stored"),
+            default="detector",
+            help=(
+                "detector (default): faces stored as whole images are framed by the active "
+                "face detector, exactly as serving frames uploads; stored: use them as stored."
+            ),
+        )
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--name", default="")
         parser.add_argument("--activate", action="store_true", help="Serve the new version.")
@@ -93,6 +106,8 @@ class Command(BaseCommand):
                 "`import_dataset PATH --format folders` (one folder per person)."
             )
         splits = face_samples(dataset)
+        if options["face_boxes"] == "detector":
+            splits = self._detector_boxes(splits)
         for split in ("train", "val"):
             people = {s.identity for s in splits.get(split, [])}
             if len(people) < 2:
@@ -154,6 +169,37 @@ class Command(BaseCommand):
             f"({result.elapsed_seconds / 60:.1f} min)."
         )
         self.stdout.write(f"model_version={version.pk}")
+
+    def _detector_boxes(self, splits: dict[str, list[FaceSample]]) -> dict[str, list[FaceSample]]:
+        """Frame whole-image faces with the active face detector's largest box, if any.
+
+        Serving crops every upload around the detector's box (plus a margin); a verifier
+        trained on whole images would see a different framing in training than in use.
+        """
+        version = ModelVersion.active(ModelKind.FACE_DETECTOR)
+        if version is None:
+            self.stderr.write("No face detector is active: training on the faces as stored.")
+            return splits
+        detector = Predictor.from_checkpoint(
+            default_storage.path(str(version.file.name)), expected_sha256=version.sha256
+        )
+        framed, total = 0, 0
+        out: dict[str, list[FaceSample]] = {}
+        for split, samples in splits.items():
+            out[split] = []
+            for sample in samples:
+                if sample.box is None:
+                    total += 1
+                    box = largest_face(detector, load_rgb(sample.image_path))
+                    if box is not None:
+                        framed += 1
+                        sample = dataclasses.replace(sample, box=box)
+                out[split].append(sample)
+        self.stdout.write(
+            f"Face detector {version.pk} framed {framed} of {total} whole-image faces "
+            "(the rest stay whole, as serving uses a small image without a found face)."
+        )
+        return out
 
     def _progress_printer(self) -> Any:
         last = {"epoch": -1}
