@@ -124,6 +124,18 @@ def calibrated_threshold(version: ModelVersion) -> float | None:
     return None
 
 
+def recognition_threshold(version: ModelVersion, verify_threshold: float) -> float:
+    """``metrics["recognition_threshold"]`` (the FAR = 1% point), never looser than verify's.
+
+    1:K search gives every stranger K chances at a false match, so it needs a stricter
+    distance than a 1:1 check; versions without one use the verification threshold.
+    """
+    value = (version.metrics or {}).get("recognition_threshold")
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return min(float(value), verify_threshold)
+    return verify_threshold
+
+
 def _storage_path(version: ModelVersion) -> Path:
     return Path(default_storage.path(str(version.file.name)))
 
@@ -505,7 +517,8 @@ def recognize(
     Args:
         pixels: ``(H, W, 3)`` uint8 RGB.
         top_k: candidates listed per face (>= 1).
-        threshold: distance threshold; the verifier's calibrated one when None.
+        threshold: distance threshold; when None the verifier's recognition threshold
+            (:func:`recognition_threshold`).
         detect_faces: False when the image is a face crop.
         box: the one face to recognise, ``(x1, y1, x2, y2)`` pixels.
         limit: at most this many faces, largest first; 0 for all.
@@ -518,7 +531,10 @@ def recognize(
     """
     start = time.perf_counter()
     models = load_models()
-    t = models.pipeline.threshold if threshold is None else float(threshold)
+    if threshold is None:
+        t = recognition_threshold(models.verifier, models.pipeline.threshold)
+    else:
+        t = float(threshold)
     search = find_faces(models, pixels, detect_faces=detect_faces, box=box, field="image")
     faces = [f for f in search.faces if f.score >= min_score]
     if not faces:

@@ -146,6 +146,10 @@ class Command(BaseCommand):
         metrics: dict[str, Any] = {
             "threshold": threshold,
             "threshold_rule": rule,
+            # 1:K recognition compares a face with every enrolled person, so its chance of
+            # a false accept grows with K: it answers at the stricter FAR = 1% point.
+            "recognition_threshold": calibration.threshold_far_1pct,
+            "recognition_threshold_rule": "far=0.01",
             "calibration": calibration.to_dict(),
             "calibration_people": len({s.identity for s in unseen}),
             "val": _summary(result.calibration),

@@ -48,6 +48,7 @@ class Command(BaseCommand):
             self._predict(report.dataset, version)
         for stem, kind in SHIPPED_FACE_MODELS:
             self._register_model(root / "models" / stem, kind)
+        self._enroll_demo_people(root / "faces")
 
     def _register_model(self, stem: Path, kind: str) -> ModelVersion | None:
         weights, card = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
@@ -80,6 +81,36 @@ class Command(BaseCommand):
         if ModelVersion.active(kind) is None:
             version.activate()
         return version
+
+    def _enroll_demo_people(self, folder: Path) -> None:
+        """Enroll photos 1-3 of each demo person (``faces/<person>/<k>.pgm``) in the gallery.
+
+        People already in the gallery are left alone, so a user's edits survive a restart.
+        Photos 4-5 stay out, for trying verify and recognize on faces the gallery lacks.
+        """
+        from webapp.faces.enrollment import create_subject, enroll
+        from webapp.faces.models import Subject
+        from webapp.faces.services import FaceError, gallery_dataset, read_image
+
+        if not folder.is_dir() or ModelVersion.active(ModelKind.VERIFIER) is None:
+            return
+        gallery = gallery_dataset()
+        added = 0
+        for person in sorted(p for p in folder.iterdir() if p.is_dir()):
+            name = f"ORL {person.name}"
+            if Subject.objects.filter(dataset=gallery, name=name).exists():
+                continue
+            photos = sorted(person.glob("*.pgm"), key=lambda p: int(p.stem))[:3]
+            try:
+                uploads = [read_image(p.read_bytes(), p.name) for p in photos]
+                subject = create_subject(name)
+                enroll(subject, uploads)
+                added += 1
+            except FaceError as exc:
+                self.stderr.write(f"Demo person {name} not enrolled: {exc.message}")
+                Subject.objects.filter(dataset=gallery, name=name, faces__isnull=True).delete()
+        if added:
+            self.stdout.write(f"Enrolled {added} demo people (3 photos each) in the gallery.")
 
     def _predict(self, dataset: Dataset, version: ModelVersion) -> None:
         if Box.objects.filter(image__dataset=dataset, model_version=version).exists():
