@@ -1,0 +1,308 @@
+"""Pages of the faces feature: verify two photos, recognise the people in one.
+
+Model work runs in the same ``verify`` and ``recognize`` jobs as the API (on the `gpu`
+queue, so the web process never loads a model); a page waits for its job up to
+``PAGE_WAIT_S`` and draws the answer over previews of the uploads. The uploads are not
+stored: their previews travel in the page as data URLs, re-encoded as JPEG (so PGM and TIFF
+photos show in every browser) and scaled down, while the SVG overlay keeps the original
+pixel coordinates in its ``viewBox`` so the service's boxes need no conversion.
+
+The people (gallery) pages are in :mod:`webapp.faces.people_views`, the verifier reports in
+:mod:`webapp.faces.model_views`.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from dataclasses import dataclass
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_http_methods
+from PIL import Image as PILImage
+
+from training.models import ModelKind, ModelVersion
+from webapp.accounts.models import signed_in_user
+from webapp.detection.api import wait_for_job
+from webapp.faces import services
+from webapp.faces.api import read_upload, stash
+from webapp.faces.services import FaceError, UploadedImage
+from webapp.jobs.models import Job, JobStatus
+from webapp.jobs.services import start_job
+
+# Like the API's ?wait=: long enough for a busy worker, short of a proxy's 120 s timeout.
+PAGE_WAIT_S = 60.0
+PREVIEW_PX = 720
+# The services name form fields in their messages; a page names them as people see them.
+FIELD_WORDS = {
+    "source_image": "First photo",
+    "target_image": "Second photo",
+    "image": "Photo",
+}
+
+
+# ---------------------------------------------------------------------------- shared
+
+
+def plain(message: str) -> str:
+    """A service message with its leading field name (``source_image: …``) put in words."""
+    field, sep, rest = message.partition(": ")
+    return f"{FIELD_WORDS[field]}: {rest}" if sep and field in FIELD_WORDS else message
+
+
+def forbidden(request: HttpRequest, action: str) -> HttpResponse:
+    """403 as a page that says what the role may not do."""
+    role = getattr(request.user, "effective_role", "viewer")
+    return render(request, "faces/forbidden.html", {"action": action, "role": role}, status=403)
+
+
+def job_failure(job: Job) -> FaceError:
+    """Why a finished job has no result, in the service's words where it recorded them."""
+    recorded = job.result.get("error") if isinstance(job.result, dict) else None
+    if isinstance(recorded, dict) and recorded.get("message"):
+        return FaceError(
+            str(recorded.get("code", "failed")),
+            str(recorded["message"]),
+            status=int(recorded.get("status", 400)),
+        )
+    if job.status == JobStatus.CANCELLED:
+        return FaceError("job_cancelled", f"Job #{job.pk} was cancelled.", status=409)
+    reason = job.error or "no reason was recorded"
+    return FaceError("job_failed", f"Job #{job.pk} failed: {reason}", status=500)
+
+
+def run_page_job(
+    request: HttpRequest, kind: str, params: dict[str, Any]
+) -> tuple[Job, dict[str, Any] | None]:
+    """Start a face job as the signed-in user and wait for it up to ``PAGE_WAIT_S``.
+
+    Returns:
+        The job and its result, or None for the result while it is still queued or running.
+
+    Raises:
+        FaceError: the refusal the job recorded (no face, duplicate, ...) or its failure.
+    """
+    job = start_job(kind, user=signed_in_user(request.user), params=params)
+    job = wait_for_job(job, PAGE_WAIT_S)
+    if job.status == JobStatus.DONE:
+        return job, dict(job.result or {})
+    if job.is_active:
+        return job, None
+    raise job_failure(job)
+
+
+def form_error(form: forms.Form) -> FaceError:
+    """The form's first error as one sentence naming its field."""
+    for name, errors in form.errors.items():
+        label = form.fields[name].label if name in form.fields else None
+        prefix = f"{label or name.replace('_', ' ').capitalize()}: " if name != "__all__" else ""
+        return FaceError("invalid", f"{prefix}{errors[0]}")
+    return FaceError("invalid", "The form is not valid.")
+
+
+def serving_models() -> dict[str, Any]:
+    """The active verifier and face detector, and the threshold used when none is given."""
+    verifier = ModelVersion.active(ModelKind.VERIFIER)
+    return {
+        "verifier": verifier,
+        "detector": ModelVersion.active(ModelKind.FACE_DETECTOR),
+        "default_threshold": services.calibrated_threshold(verifier) if verifier else None,
+        "threshold_rule": str((verifier.metrics or {}).get("threshold_rule", ""))
+        if verifier
+        else "",
+    }
+
+
+def _positive(value: float | None) -> None:
+    if value is not None and not value > 0:
+        raise ValidationError("The threshold must be a number above 0.")
+
+
+class FaceOptionsForm(forms.Form):
+    threshold = forms.FloatField(
+        required=False,
+        label="Threshold",
+        validators=[_positive],
+        widget=forms.NumberInput(attrs={"step": "any", "min": "0"}),
+    )
+    face_crops = forms.BooleanField(required=False, label="These images are face crops")
+
+
+class VerifyForm(FaceOptionsForm):
+    source_image = forms.FileField(label="First photo")
+    target_image = forms.FileField(label="Second photo")
+
+
+class RecognizeForm(FaceOptionsForm):
+    image = forms.FileField(label="Photo")
+    top_k = forms.IntegerField(
+        required=False, min_value=1, max_value=10, initial=3, label="Candidates per face"
+    )
+
+
+# ---------------------------------------------------------------------------- figures
+
+
+@dataclass(frozen=True)
+class Preview:
+    """An upload as the page shows it; ``width``/``height`` are the original pixels."""
+
+    src: str
+    width: int
+    height: int
+    name: str
+
+
+def preview(upload: UploadedImage) -> Preview:
+    image = PILImage.fromarray(upload.pixels)
+    image.thumbnail((PREVIEW_PX, PREVIEW_PX))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=85)
+    src = "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return Preview(src, upload.width, upload.height, upload.name)
+
+
+def face_box(
+    box: dict[str, float], shown: Preview, label: str = "", css: str = ""
+) -> dict[str, Any]:
+    """A service box as the template draws it: SVG rect plus an HTML label placed in %."""
+    x1, y1, x2, y2 = (float(box[k]) for k in ("x1", "y1", "x2", "y2"))
+    return {
+        "x": x1,
+        "y": y1,
+        "w": x2 - x1,
+        "h": y2 - y1,
+        "left": round(100 * x1 / shown.width, 3),
+        "top": round(100 * y1 / shown.height, 3),
+        "label": label,
+        # A label goes above its box, or inside it when the box touches the top edge.
+        "css": f"{css} inside" if y1 < 0.06 * shown.height else css,
+    }
+
+
+def figure(shown: Preview, title: str, boxes: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"preview": shown, "title": title, "boxes": boxes}
+
+
+# ---------------------------------------------------------------------------- verify
+
+
+def _verify(request: HttpRequest, form: VerifyForm) -> dict[str, Any]:
+    if not form.is_valid():
+        raise form_error(form)
+    data = form.cleaned_data
+    source = read_upload(data["source_image"], "source_image")
+    target = read_upload(data["target_image"], "target_image")
+    services.active_verifier()  # say so now rather than through a failed job
+    detect = not data["face_crops"]
+    for upload, field in ((source, "source_image"), (target, "target_image")):
+        services.check_detector_available(
+            upload.width, upload.height, detect_faces=detect, box=None, field=field
+        )
+    params = {
+        "uploads": [stash(source, "source_image"), stash(target, "target_image")],
+        "threshold": data["threshold"],
+        "detect_faces": detect,
+        "source_box": None,
+        "target_box": None,
+    }
+    job, result = run_page_job(request, "verify", params)
+    if result is None:
+        return {"job": job}
+    return {"job": job, "result": result, "figures": _verify_figures(source, target, result)}
+
+
+def _verify_figures(
+    source: UploadedImage, target: UploadedImage, result: dict[str, Any]
+) -> list[dict[str, Any]]:
+    left, right = preview(source), preview(target)
+    target_boxes = [
+        face_box(m["box"], right, "" if i == 0 else f"{m['similarity']:.0%}", "other")
+        for i, m in enumerate(result.get("matches", []))
+        if i > 0
+    ]
+    return [
+        figure(left, "First photo", [face_box(result["source_face"]["box"], left, "", "compared")]),
+        figure(
+            right,
+            "Second photo",
+            [face_box(result["target_face"]["box"], right, "", "compared"), *target_boxes],
+        ),
+    ]
+
+
+@require_http_methods(["GET", "POST"])
+def verify_page(request: HttpRequest) -> HttpResponse:
+    """Two photos in, "Same person" or "Different people" out, with the numbers behind it."""
+    context: dict[str, Any] = {"serving": serving_models()}
+    if request.method == "GET":
+        return render(request, "faces/verify.html", {**context, "form": VerifyForm()})
+    form = VerifyForm(request.POST, request.FILES)
+    try:
+        shown = _verify(request, form)
+    except FaceError as exc:
+        context.update(form=form, error=plain(exc.message))
+        return render(request, "faces/verify.html", context, status=exc.status)
+    if "result" in shown:
+        result = shown["result"]
+        result["notes"] = [plain(n) for n in result.get("notes", [])]
+        result["warnings"] = [plain(w) for w in result.get("warnings", [])]
+    return render(request, "faces/verify.html", {**context, "form": form, **shown})
+
+
+# ---------------------------------------------------------------------------- recognize
+
+
+def _recognize(request: HttpRequest, form: RecognizeForm) -> dict[str, Any]:
+    if not form.is_valid():
+        raise form_error(form)
+    data = form.cleaned_data
+    upload = read_upload(data["image"], "image")
+    services.active_verifier()
+    detect = not data["face_crops"]
+    services.check_detector_available(
+        upload.width, upload.height, detect_faces=detect, box=None, field="image"
+    )
+    params = {
+        "uploads": [stash(upload, "image")],
+        "top_k": data["top_k"] or 3,
+        "threshold": data["threshold"],
+        "detect_faces": detect,
+        "box": None,
+        "limit": 0,
+        "min_score": 0.0,
+    }
+    job, result = run_page_job(request, "recognize", params)
+    if result is None:
+        return {"job": job}
+    shown = preview(upload)
+    boxes = [
+        face_box(
+            face["box"],
+            shown,
+            f"{i}. {face['label']} {face['similarity']:.0%}" if face["match"] else f"{i}. unknown",
+            "known" if face["match"] else "unknown",
+        )
+        for i, face in enumerate(result.get("faces", []), start=1)
+    ]
+    result["notes"] = [plain(n) for n in result.get("notes", [])]
+    return {"job": job, "result": result, "figure": figure(shown, "Photo", boxes)}
+
+
+@require_http_methods(["GET", "POST"])
+def recognize_page(request: HttpRequest) -> HttpResponse:
+    """One photo in: every face boxed with its best enrolled person, or "unknown"."""
+    context: dict[str, Any] = {"serving": serving_models()}
+    if request.method == "GET":
+        return render(request, "faces/recognize.html", {**context, "form": RecognizeForm()})
+    form = RecognizeForm(request.POST, request.FILES)
+    try:
+        shown = _recognize(request, form)
+    except FaceError as exc:
+        context.update(form=form, error=plain(exc.message))
+        return render(request, "faces/recognize.html", context, status=exc.status)
+    return render(request, "faces/recognize.html", {**context, "form": form, **shown})
