@@ -218,6 +218,23 @@ def test_report_shows_the_real_numbers_and_roc(client, viewer, tiny_verifier):
     assert "0.0150" in html and "(eer)" in html
 
 
+def test_recognition_threshold_is_shown_where_it_applies(client, viewer, tiny_verifier):
+    tiny_verifier.metrics = {
+        **tiny_verifier.metrics,
+        "recognition_threshold": 0.01,
+        "recognition_threshold_rule": "far=0.01",
+    }
+    tiny_verifier.save()
+    client.force_login(viewer)
+    report = client.get(f"/faces/models/{tiny_verifier.pk}/").content.decode()
+    assert '<dd id="recognition-threshold">0.0100 <span class="hint">(far=0.01)' in report
+    assert report.count('class="vline') == 3
+    recognize = client.get("/faces/recognize/").content.decode()
+    assert 'placeholder="0.0100"' in recognize and "threshold 0.0100 (far=0.01)" in recognize
+    verify = client.get("/faces/verify/").content.decode()
+    assert 'placeholder="0.0150"' in verify and "threshold 0.0150 (eer)" in verify
+
+
 def test_roc_points_follow_the_metrics_on_both_axes(client, viewer, tiny_verifier):
     calibration = tiny_verifier.metrics["calibration"]
     client.force_login(viewer)

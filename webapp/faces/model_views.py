@@ -81,6 +81,14 @@ def version_row(version: ModelVersion) -> dict[str, Any]:
     }
 
 
+def _recognition_threshold(version: ModelVersion, threshold: float | None) -> float | None:
+    """The stricter 1:K threshold recognition uses, when it differs from verification's."""
+    if threshold is None:
+        return None
+    stricter = services.recognition_threshold(version, threshold)
+    return stricter if stricter < threshold else None
+
+
 @require_GET
 def model_list(request: HttpRequest) -> HttpResponse:
     rows = [version_row(v) for v in _verifiers()]
@@ -109,10 +117,14 @@ def model_report(request: HttpRequest, version_id: int) -> HttpResponse:
         "active": ModelVersion.active(ModelKind.VERIFIER),
         "people": metrics.get("calibration_people"),
     }
+    recognition = _recognition_threshold(version, threshold)
+    context["recognition_threshold"] = recognition
     if calibration is not None:
         lines = [(calibration["eer_threshold"], "EER threshold", "eer")]
         if threshold is not None:
-            lines.append((threshold, "serving threshold", "threshold"))
+            lines.append((threshold, "verification threshold", "threshold"))
+        if recognition is not None:
+            lines.append((recognition, "recognition threshold", "recognition"))
         context["roc"] = roc_chart(calibration, log_far=log_far)
         context["hist"] = histogram_chart(calibration, lines)
     return render(request, "faces/model_report.html", context)

@@ -104,16 +104,26 @@ def form_error(form: forms.Form) -> FaceError:
     return FaceError("invalid", "The form is not valid.")
 
 
-def serving_models() -> dict[str, Any]:
-    """The active verifier and face detector, and the threshold used when none is given."""
+def serving_models(*, recognition: bool = False) -> dict[str, Any]:
+    """The active verifier and face detector, and the threshold used when none is given.
+
+    With ``recognition``, the threshold 1:K search uses (stricter than 1:1 verification's
+    when the verifier was calibrated for it), as :func:`services.recognize` applies it.
+    """
     verifier = ModelVersion.active(ModelKind.VERIFIER)
+    metrics = (verifier.metrics or {}) if verifier else {}
+    threshold = services.calibrated_threshold(verifier) if verifier else None
+    rule = str(metrics.get("threshold_rule", ""))
+    if recognition and verifier is not None and threshold is not None:
+        stricter = services.recognition_threshold(verifier, threshold)
+        if stricter < threshold:
+            threshold = stricter
+            rule = str(metrics.get("recognition_threshold_rule", "recognition"))
     return {
         "verifier": verifier,
         "detector": ModelVersion.active(ModelKind.FACE_DETECTOR),
-        "default_threshold": services.calibrated_threshold(verifier) if verifier else None,
-        "threshold_rule": str((verifier.metrics or {}).get("threshold_rule", ""))
-        if verifier
-        else "",
+        "default_threshold": threshold,
+        "threshold_rule": rule,
     }
 
 
@@ -290,13 +300,18 @@ def _recognize(request: HttpRequest, form: RecognizeForm) -> dict[str, Any]:
         for i, face in enumerate(result.get("faces", []), start=1)
     ]
     result["notes"] = [plain(n) for n in result.get("notes", [])]
-    return {"job": job, "result": result, "figure": figure(shown, "Photo", boxes)}
+    return {
+        "job": job,
+        "result": result,
+        "figure": figure(shown, "Photo", boxes),
+        "threshold_given": data["threshold"] is not None,
+    }
 
 
 @require_http_methods(["GET", "POST"])
 def recognize_page(request: HttpRequest) -> HttpResponse:
     """One photo in: every face boxed with its best enrolled person, or "unknown"."""
-    context: dict[str, Any] = {"serving": serving_models()}
+    context: dict[str, Any] = {"serving": serving_models(recognition=True)}
     if request.method == "GET":
         return render(request, "faces/recognize.html", {**context, "form": RecognizeForm()})
     form = RecognizeForm(request.POST, request.FILES)
