@@ -64,7 +64,7 @@ from inference.predict import Predictor
 from inference.preprocess import load_rgb
 from inference.recognize import Gallery
 from inference.runtime import load_checkpoint
-from inference.siamese import EmbeddingNet, load_verifier
+from inference.siamese import Verifier, load_verifier, verifier_config
 from inference.verification_metrics import Calibration, calibrate
 from training.experiments.orl_verifier import pixel_baseline
 from training.verification import (
@@ -287,9 +287,9 @@ def detection(settings: Settings, python: Path, layout: YoloLayout) -> Json:
 
 
 # ----------------------------------------------------------------------------- latency
-def embedding_latency(net: EmbeddingNet, images: Sequence[Any], settings: Settings) -> Json:
+def embedding_latency(net: Verifier, images: Sequence[Any], settings: Settings) -> Json:
     """Median seconds of crop, to_tensor and forward for batches of 1 and 32 whole-image faces."""
-    size = net.config.input_size
+    size = net.input_size
     out: Json = {}
     with torch.inference_mode():
         for n in (1, 32):
@@ -399,14 +399,14 @@ def latency(settings: Settings, layout: YoloLayout, dlib_face_s: float) -> Json:
     verify = verify_latency(settings, layout)
     log("latency: 1:K search")
     threshold = float(extra.get("threshold", 1.0))
-    search = gallery_latency(net.config.embedding_dim, threshold, settings)
+    search = gallery_latency(net.output_dim, threshold, settings)
     return {
         "embedding": embed,
         "verify": verify,
         "gallery": search,
         "dlib_face_s": dlib_face_s,
         "threads": torch.get_num_threads(),
-        "verifier_config": net.config.to_dict(),
+        "verifier_config": verifier_config(net),
         "verifier_parameters": sum(p.numel() for p in net.parameters()),
     }
 

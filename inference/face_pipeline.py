@@ -35,7 +35,7 @@ from inference.faces import UInt8Array, crop_face, face_quality, to_tensor
 from inference.predict import Predictor
 from inference.preprocess import as_rgb_uint8
 from inference.runtime import CheckpointError
-from inference.siamese import EmbeddingNet, load_verifier
+from inference.siamese import Verifier, load_verifier
 from inference.verification_metrics import distance_to_similarity
 
 # Context added around a detector box before the crop (fraction of the box per side); the
@@ -136,7 +136,7 @@ class FacePipeline:
 
     def __init__(
         self,
-        verifier: EmbeddingNet,
+        verifier: Verifier,
         threshold: float,
         detector: Predictor | None = None,
         *,
@@ -150,7 +150,7 @@ class FacePipeline:
         self.detector = detector
         self.min_face_score = float(min_face_score)
         self.small_image_px = int(small_image_px)
-        self.input_size = verifier.config.input_size
+        self.input_size = verifier.input_size
         self._device = next(verifier.parameters()).device
 
     @classmethod
@@ -253,7 +253,7 @@ class FacePipeline:
     def embed(self, crops: Sequence[UInt8Array], batch_size: int = 64) -> FloatArray:
         """``(N, d)`` float32 embeddings of crops made by :meth:`find_faces`."""
         if not crops:
-            return np.zeros((0, self.verifier.config.embedding_dim), dtype=np.float32)
+            return np.zeros((0, self.verifier.output_dim), dtype=np.float32)
         parts = []
         with torch.inference_mode():
             for i in range(0, len(crops), batch_size):

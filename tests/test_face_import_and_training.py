@@ -109,7 +109,7 @@ def test_train_verifier_registers_a_calibrated_version(tmp_path, capsys):
     assert "train_verifier --dataset orl12 --epochs 2" in version.command
     net, extra = load_verifier(version.file.path)
     assert extra["threshold"] == pytest.approx(metrics["threshold"])
-    assert net.config.to_dict()["embedding_dim"] == version.config["embedding_dim"]
+    assert net.output_dim == version.config["output_dim"]
 
 
 def test_train_verifier_refuses_a_detection_dataset_and_bad_far(tmp_path):

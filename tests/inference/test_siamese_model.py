@@ -16,6 +16,7 @@ from inference.faces import crop_face, to_tensor
 from inference.runtime import CheckpointError, save_checkpoint
 from inference.siamese import (
     EmbeddingConfig,
+    EmbeddingEnsemble,
     EmbeddingNet,
     SiameseNet,
     contrastive_loss,
@@ -208,3 +209,26 @@ def test_flatten_pooling_keeps_the_layout() -> None:
         EmbeddingConfig(input_size=18, widths=(4, 8, 6), pooling="flatten")
     with pytest.raises(ValueError, match="pooling"):
         EmbeddingConfig(pooling="max")
+
+
+def test_ensemble_distance_is_the_mean_of_member_squared_distances(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    configs = [EmbeddingConfig(input_size=16, widths=(4, 8), embedding_dim=d) for d in (6, 10)]
+    members = [EmbeddingNet(c).eval() for c in configs]
+    ensemble = EmbeddingEnsemble(members).eval()
+    a, b = torch.randn(3, 1, 16, 16), torch.randn(3, 1, 16, 16)
+    with torch.no_grad():
+        h_a, h_b = ensemble(a), ensemble(b)
+        member_sq = [(m(a) - m(b)).pow(2).sum(dim=1) for m in members]
+    assert ensemble.output_dim == 16 and ensemble.input_size == 16
+    assert torch.allclose(h_a.norm(dim=1), torch.ones(3), atol=1e-6)
+    assert torch.allclose((h_a - h_b).pow(2).sum(dim=1), sum(member_sq) / 2, atol=1e-6)
+
+    path = tmp_path / "ensemble.safetensors"
+    save_verifier(path, SiameseNet(ensemble), extra={"threshold": 0.5})
+    loaded, extra = load_verifier(path, device="cpu")
+    assert isinstance(loaded, EmbeddingEnsemble) and extra["threshold"] == 0.5
+    with torch.no_grad():
+        assert torch.equal(loaded(a), h_a)
+    with pytest.raises(ValueError, match="one input size"):
+        EmbeddingEnsemble([members[0], EmbeddingNet(EmbeddingConfig(input_size=32))])

@@ -14,7 +14,7 @@ from PIL import Image
 from inference.faces import crop_face, to_gray, to_tensor
 from inference.pairs import all_eval_pairs
 from inference.preprocess import load_rgb
-from inference.siamese import EmbeddingConfig, EmbeddingNet, SiameseNet
+from inference.siamese import EmbeddingConfig, EmbeddingEnsemble, EmbeddingNet, SiameseNet
 from inference.verification_metrics import calibrate
 from training.fit import FitConfig
 from training.verification import (
@@ -168,6 +168,7 @@ def test_train_verifier_lowers_validation_eer(orl: list[FaceSample]) -> None:
         embedding_config=config,
         fit_config=fit_config,
         sampler="pairs",
+        members=1,
         pairs_per_epoch=256,
         hard_negatives=False,
         margin=1.0,
@@ -199,6 +200,7 @@ def test_cross_validate_keeps_people_apart(orl: list[FaceSample]) -> None:
         fit_config=fit_config,
         batches_per_epoch=2,
         hard_negatives=True,
+        members=1,
     )
 
     assert len(cv.folds) == 5
@@ -268,9 +270,38 @@ def test_train_verifier_with_in_batch_pairs_beats_the_untrained_net(
     )
 
     result = train_verifier(
-        train, val, fit_config=fit_config, batches_per_epoch=6, hard_negatives=True, seed=0
+        train,
+        val,
+        fit_config=fit_config,
+        batches_per_epoch=6,
+        hard_negatives=True,
+        members=1,
+        seed=0,
     )
 
     assert len(result.history) == 8
     assert result.calibration.eer < untrained.eer - 0.05
     assert result.calibration.eer < 0.2
+
+
+def test_an_ensemble_trains_each_member_and_is_calibrated_as_one(orl: list[FaceSample]) -> None:
+    train = _people(orl, [f"s{i}" for i in range(1, 7)])
+    val = _people(orl, ["s31", "s32", "s33"])
+    fit_config = dataclasses.replace(
+        DEFAULT_VERIFIER_FIT_CONFIG, max_epochs=2, patience=None, max_minutes=None
+    )
+
+    result = train_verifier(
+        train, val, members=2, fit_config=fit_config, embedding_config=TINY, batches_per_epoch=2
+    )
+
+    net = result.model.embedding
+    assert isinstance(net, EmbeddingEnsemble) and len(net.nets) == 2
+    assert result.members == 2 and len(result.history) == 4
+    assert net.output_dim == 2 * TINY.embedding_dim
+    # Different seeds: the members' weights differ.
+    assert not torch.equal(net.nets[0].head.weight, net.nets[1].head.weight)
+    again = evaluate_verifier(result.model, val, rng_seed=0)
+    assert result.calibration.eer == pytest.approx(again.eer)
+    with pytest.raises(ValueError, match="members"):
+        train_verifier(train, val, members=0)

@@ -41,6 +41,7 @@ from training.verification import (
     DEFAULT_VERIFIER_EMBEDDING_CONFIG,
     DEFAULT_VERIFIER_FIT_CONFIG,
     DEFAULT_VERIFIER_MARGIN,
+    DEFAULT_VERIFIER_MEMBERS,
     FACE_MARGIN,
     SUMMARY_METRICS,
     CrossValidation,
@@ -79,6 +80,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--pairs", type=int, default=DEFAULT_PAIRS_PER_EPOCH, help="pairs per epoch")
     p.add_argument("--no-hard-negatives", dest="hard_negatives", action="store_false")
     p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--members", type=int, default=DEFAULT_VERIFIER_MEMBERS)
     p.add_argument("--sampler", choices=("batch", "pairs"), default="batch")
     p.add_argument("--pooling", choices=("avg", "flatten"), default=emb.pooling)
     p.add_argument("--people", type=int, default=16, help="people per batch (batch sampler)")
@@ -215,6 +217,7 @@ def _setup_text(args: argparse.Namespace) -> str:
         )
         + f", {args.pooling} pool{', flip avg' if args.flip_average else ''}"
         + (f", tta shift {args.tta_shift}px" if args.tta_shift else "")
+        + (f", ensemble of {args.members}" if args.members > 1 else "")
         + f", {args.negatives} negatives, m {args.margin:g}"
         + (
             f", +{args.instances}/batch unlabelled faces >= {args.unlabelled_min_px:g}px"
@@ -246,6 +249,7 @@ def main() -> None:
         hard_negatives=args.hard_negatives,
         augment=None if args.no_augment else DEFAULT_FACE_AUGMENT,
         sampler=args.sampler,
+        members=args.members,
         people_per_batch=args.people,
         faces_per_person=args.faces,
         batches_per_epoch=args.batches,

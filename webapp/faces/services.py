@@ -437,7 +437,8 @@ def load_gallery(version: ModelVersion) -> LoadedGallery:
 
 def version_dim(version: ModelVersion, rows: Sequence[tuple[Any, Any, Any]]) -> int:
     """Embedding length of ``version`` (from its config, else from the stored rows)."""
-    dim = (version.config or {}).get("embedding_dim")
+    config = version.config or {}
+    dim = config.get("output_dim", config.get("embedding_dim"))
     if isinstance(dim, int) and dim > 0:
         return dim
     return len(rows[0][2]) // 4 if rows else 1

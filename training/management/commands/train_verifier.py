@@ -31,6 +31,7 @@ from training.models import ModelKind, ModelVersion
 from training.samples import face_samples
 from training.verification import (
     DEFAULT_VERIFIER_FIT_CONFIG,
+    DEFAULT_VERIFIER_MEMBERS,
     FaceSample,
     evaluate_verifier,
     train_verifier,
@@ -58,7 +59,8 @@ def threshold_for(calibration: Calibration, target_far: float | None) -> tuple[f
 
 def _command_line(options: dict[str, Any]) -> str:
     words = ["python", "manage.py", "train_verifier", "--dataset", options["dataset"]]
-    for flag in ("epochs", "minutes", "lr", "target_far", "face_boxes", "seed", "device"):
+    flags = ("epochs", "minutes", "lr", "members", "target_far", "face_boxes", "seed", "device")
+    for flag in flags:
         if options.get(flag) is not None:
             words += [f"--{flag.replace('_', '-')}", str(options[flag])]
     return shlex.join(words)
@@ -76,6 +78,12 @@ class Command(BaseCommand):
         parser.add_argument("--epochs", type=int, help="Maximum number of epochs.")
         parser.add_argument("--minutes", type=float, help="Wall-clock budget in minutes.")
         parser.add_argument("--lr", type=float, default=DEFAULT_VERIFIER_FIT_CONFIG.learning_rate)
+        parser.add_argument(
+            "--members",
+            type=int,
+            default=DEFAULT_VERIFIER_MEMBERS,
+            help="Independently trained nets averaged into one verifier (sharing the budget).",
+        )
         parser.add_argument(
             "--target-far",
             type=float,
@@ -135,6 +143,7 @@ class Command(BaseCommand):
                 splits["train"],
                 splits["val"],
                 fit_config=fit_config,
+                members=options["members"],
                 on_progress=self._progress_printer(),
                 seed=options["seed"],
                 device=device,
@@ -234,7 +243,12 @@ class Command(BaseCommand):
             name=options["name"] or f"{dataset.name} verifier",
             file=stored,
             sha256=sha,
-            config={**result.embedding_config.to_dict(), "margin": result.margin},
+            config={
+                **result.embedding_config.to_dict(),
+                "margin": result.margin,
+                "members": result.members,
+                "output_dim": result.members * result.embedding_config.embedding_dim,
+            },
             class_names=[],
             metrics=metrics,
             dataset=dataset,
