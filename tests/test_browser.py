@@ -39,11 +39,13 @@ def test_upload_valid_and_rejected_then_gallery(page, live_server, labeler, data
     tiles = page.locator("#gallery li.tile")
     expect(tiles).to_have_count(1)
     expect(tiles.first).to_contain_text("cells.jpg")
-    thumb_ok = page.evaluate(
+    # The thumbnail decodes (a broken image has naturalWidth 0); wait for it rather than
+    # sampling once, which raced the image's load on a busy machine.
+    page.wait_for_function(
         "() => { const i = document.querySelector('#gallery img');"
-        " return i.complete && i.naturalWidth > 0; }"
+        " return i !== null && i.complete && i.naturalWidth > 0; }",
+        timeout=15000,
     )
-    assert thumb_ok
     page.screenshot(path=str(SCREENSHOTS / "gallery.png"), full_page=True)
     assert list(Image.objects.values_list("original_name", flat=True)) == ["cells.jpg"]
 

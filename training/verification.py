@@ -183,6 +183,8 @@ class FaceAugmentConfig:
             standardises each crop, which undoes most of a linear brightness/contrast change
             (only clipping survives); a gamma curve is non-linear and still changes what the
             net sees, like a different camera response or lighting.
+        max_rotation: the image turns about the window's centre by up to this many degrees
+            either way (a tilted head), edges repeated; 0 turns it off.
     """
 
     flip_p: float = 0.5
@@ -191,8 +193,11 @@ class FaceAugmentConfig:
     brightness: float = 0.1
     contrast: float = 0.2
     gamma: float = 0.3
+    max_rotation: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.max_rotation <= 45.0:
+            raise ValueError(f"max_rotation must be in [0, 45] degrees, got {self.max_rotation}")
         if not 0.0 <= self.flip_p <= 1.0:
             raise ValueError(f"flip_p must be in [0, 1], got {self.flip_p}")
         low, high = self.scale_range
@@ -259,6 +264,13 @@ def augment_face(
     if rng.random() < config.flip_p:
         grey = grey[:, ::-1]
         window = (width - window[2], window[1], width - window[0], window[3])
+    if config.max_rotation > 0:
+        angle = rng.uniform(-config.max_rotation, config.max_rotation)
+        centre = ((window[0] + window[2]) / 2, (window[1] + window[3]) / 2)
+        matrix = cv2.getRotationMatrix2D(centre, angle, 1.0)
+        grey = cv2.warpAffine(
+            np.ascontiguousarray(grey), matrix, (width, height), borderMode=cv2.BORDER_REPLICATE
+        )
     window = _jitter_region(window, width, height, rng, config)
     out = cv2.LUT(np.ascontiguousarray(grey), _photometric_lut(rng, config))
     return np.asarray(out, dtype=np.uint8), window

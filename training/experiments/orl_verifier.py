@@ -80,6 +80,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--pairs", type=int, default=DEFAULT_PAIRS_PER_EPOCH, help="pairs per epoch")
     p.add_argument("--no-hard-negatives", dest="hard_negatives", action="store_false")
     p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--rotation", type=float, default=DEFAULT_FACE_AUGMENT.max_rotation)
     p.add_argument("--members", type=int, default=DEFAULT_VERIFIER_MEMBERS)
     p.add_argument("--sampler", choices=("batch", "pairs"), default="batch")
     p.add_argument("--pooling", choices=("avg", "flatten"), default=emb.pooling)
@@ -218,6 +219,7 @@ def _setup_text(args: argparse.Namespace) -> str:
         + f", {args.pooling} pool{', flip avg' if args.flip_average else ''}"
         + (f", tta shift {args.tta_shift}px" if args.tta_shift else "")
         + (f", ensemble of {args.members}" if args.members > 1 else "")
+        + (f", rotation ±{args.rotation:g}°" if args.rotation else "")
         + f", {args.negatives} negatives, m {args.margin:g}"
         + (
             f", +{args.instances}/batch unlabelled faces >= {args.unlabelled_min_px:g}px"
@@ -247,7 +249,9 @@ def main() -> None:
         margin=args.margin,
         pairs_per_epoch=args.pairs,
         hard_negatives=args.hard_negatives,
-        augment=None if args.no_augment else DEFAULT_FACE_AUGMENT,
+        augment=None
+        if args.no_augment
+        else dataclasses.replace(DEFAULT_FACE_AUGMENT, max_rotation=args.rotation),
         sampler=args.sampler,
         members=args.members,
         people_per_batch=args.people,
