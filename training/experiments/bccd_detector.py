@@ -33,7 +33,7 @@ from training.detection import (
 from training.fit import Progress
 from training.formats.voc import read_voc
 
-BCCD = Path("/work/shared/data/bccd")
+BCCD = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "bccd"
 
 
 def parse_args() -> argparse.Namespace:

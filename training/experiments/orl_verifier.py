@@ -51,7 +51,7 @@ from training.verification import (
     load_identity_folder,
 )
 
-ORL = Path("/work/shared/data/att_faces/faces")
+ORL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "att_faces" / "faces"
 RESULTS = Path(__file__).resolve().parent / "VERIFIER_RESULTS.md"
 _HEADER = (
     "| date | setup | folds | min/fold | epochs (best) | EER | AUC | TAR@FAR=1% | TAR@FAR=0.1% |\n"
