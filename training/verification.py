@@ -268,8 +268,11 @@ def augment_face(
         angle = rng.uniform(-config.max_rotation, config.max_rotation)
         centre = ((window[0] + window[2]) / 2, (window[1] + window[3]) / 2)
         matrix = cv2.getRotationMatrix2D(centre, angle, 1.0)
-        grey = cv2.warpAffine(
-            np.ascontiguousarray(grey), matrix, (width, height), borderMode=cv2.BORDER_REPLICATE
+        grey = np.asarray(
+            cv2.warpAffine(
+                np.ascontiguousarray(grey), matrix, (width, height), borderMode=cv2.BORDER_REPLICATE
+            ),
+            dtype=np.uint8,
         )
     window = _jitter_region(window, width, height, rng, config)
     out = cv2.LUT(np.ascontiguousarray(grey), _photometric_lut(rng, config))

@@ -305,3 +305,26 @@ def test_an_ensemble_trains_each_member_and_is_calibrated_as_one(orl: list[FaceS
     assert result.calibration.eer == pytest.approx(again.eer)
     with pytest.raises(ValueError, match="members"):
         train_verifier(train, val, members=0)
+
+
+def test_augment_face_rotation_turns_the_face_about_its_window() -> None:
+    image = np.zeros((64, 64), dtype=np.uint8)
+    image[8:56, 30:34] = 255  # a vertical bar through the centre
+    still = FaceAugmentConfig(
+        flip_p=0.0, max_shift=0.0, scale_range=(1.0, 1.0), brightness=0.0, contrast=0.0, gamma=0.0
+    )
+    turned = dataclasses.replace(still, max_rotation=30.0)
+
+    plain, _ = augment_face(image, None, np.random.default_rng(0), still)
+    rotated, window = augment_face(image, None, np.random.default_rng(0), turned)
+
+    assert np.array_equal(plain, image)
+    assert rotated.shape == image.shape and window == (0.0, 0.0, 64.0, 64.0)
+    rows = np.flatnonzero(rotated[:, :].max(axis=1) > 128)
+    top_cols = np.flatnonzero(rotated[rows[0] + 2] > 128)
+    bottom_cols = np.flatnonzero(rotated[rows[-1] - 2] > 128)
+    # The bar now leans: its top and bottom ends sit in different columns, centre kept.
+    assert abs(top_cols.mean() - bottom_cols.mean()) > 8
+    assert abs(rotated[32].argmax() - 31.5) < 3
+    with pytest.raises(ValueError, match="max_rotation"):
+        FaceAugmentConfig(max_rotation=90.0)
