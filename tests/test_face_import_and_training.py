@@ -40,9 +40,10 @@ def test_voc_import_merges_classes_into_one(capsys):
     # The same boxes as a plain import, only relabelled.
     plain = import_voc(DEMO, name="plain")
     plain_boxes = Box.objects.filter(image__dataset=plain.dataset)
-    assert boxes.filter(label_class__name="cell").count() == plain_boxes.exclude(
-        label_class__name="Platelets"
-    ).count()
+    assert (
+        boxes.filter(label_class__name="cell").count()
+        == plain_boxes.exclude(label_class__name="Platelets").count()
+    )
 
 
 def test_import_command_single_class_and_bad_map(capsys):
@@ -72,9 +73,14 @@ def test_identity_folders_become_subjects_with_people_disjoint_splits(tmp_path):
     )
     assert Face.objects.filter(image__dataset=dataset).count() == 100
     face = Face.objects.filter(subject__name="s3").first()
-    assert face is not None and face.box is None and (face.image.width, face.image.height) == (
-        92,
-        112,
+    assert (
+        face is not None
+        and face.box is None
+        and (face.image.width, face.image.height)
+        == (
+            92,
+            112,
+        )
     )
     # Every person's images sit in one split: verification is tested on unseen people.
     split_of_person: dict[str, set[str]] = {}
