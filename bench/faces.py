@@ -57,8 +57,8 @@ from bench.detector import (
     timed_medians,
 )
 from bench.voc_to_yolo import YoloLayout, convert
-from inference.face_pipeline import FACE_MARGIN, FacePipeline, FoundFace, NoFaceFound
-from inference.faces import crop_face, to_tensor
+from inference.face_pipeline import FacePipeline, FoundFace, NoFaceFound
+from inference.faces import FACE_MARGIN, crop_face, to_tensor
 from inference.pairs import all_eval_pairs
 from inference.predict import Predictor
 from inference.preprocess import load_rgb

@@ -31,16 +31,13 @@ import numpy.typing as npt
 import torch
 from torchvision.ops import nms
 
-from inference.faces import UInt8Array, crop_face, face_quality, to_tensor
+from inference.faces import FACE_MARGIN, UInt8Array, crop_face, face_quality, to_tensor
 from inference.predict import Predictor
 from inference.preprocess import as_rgb_uint8
 from inference.runtime import CheckpointError
 from inference.siamese import Verifier, load_verifier
 from inference.verification_metrics import distance_to_similarity
 
-# Context added around a detector box before the crop (fraction of the box per side); the
-# verifier's training crops use the same margin (training.verification.FACE_MARGIN).
-FACE_MARGIN = 0.2
 # An image no larger than this (longest side, pixels) with no detected face is used whole.
 SMALL_IMAGE_PX = 256
 # Detector boxes below this confidence are not faces for verification purposes. On the

@@ -35,6 +35,9 @@ BLUR_MEASURE_SIZE = 64
 # after a Gaussian blur of sigma 2 px score 25..102, so 150 separates them with room both ways.
 DEFAULT_BLUR_THRESHOLD = 150.0
 DEFAULT_MIN_FACE_PX = 40.0
+# Context added around a detector box before the crop (fraction of the box per side): the
+# one margin serving (inference.face_pipeline) and training (training.verification) use.
+FACE_MARGIN = 0.2
 
 UInt8Array = npt.NDArray[np.uint8]
 

@@ -34,7 +34,7 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
-from inference.faces import UInt8Array, crop_face, expand_box, to_gray, to_tensor
+from inference.faces import FACE_MARGIN, UInt8Array, crop_face, expand_box, to_gray, to_tensor
 from inference.pairs import PairArrays, all_eval_pairs, people_disjoint_folds, sample_pairs
 from inference.preprocess import load_rgb
 from inference.siamese import (
@@ -52,8 +52,6 @@ from training.fit import EpochRecord, FitConfig, Progress, StopReason, fit
 Box = tuple[float, float, float, float]
 PairBatch = tuple[Tensor, Tensor, Tensor]  # x1 (B, 1, S, S), x2 (B, 1, S, S), y (B,)
 
-# Context the face crop gets around a detector box, as in inference.faces.crop_face.
-FACE_MARGIN = 0.2
 # Extra context kept around the crop for augmentation: shifts and zoom-outs then show real
 # pixels instead of being clipped at the cache's edge.
 _CONTEXT_MARGIN = 0.35

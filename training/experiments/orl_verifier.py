@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from inference.faces import crop_face, to_gray, to_tensor
+from inference.faces import FACE_MARGIN, crop_face, to_gray, to_tensor
 from inference.pairs import all_eval_pairs
 from inference.preprocess import load_rgb
 from inference.siamese import EmbeddingConfig
@@ -42,7 +42,6 @@ from training.verification import (
     DEFAULT_VERIFIER_FIT_CONFIG,
     DEFAULT_VERIFIER_MARGIN,
     DEFAULT_VERIFIER_MEMBERS,
-    FACE_MARGIN,
     SUMMARY_METRICS,
     CrossValidation,
     FaceSample,
@@ -81,6 +80,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--no-hard-negatives", dest="hard_negatives", action="store_false")
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--rotation", type=float, default=DEFAULT_FACE_AUGMENT.max_rotation)
+    p.add_argument("--val-fraction", type=float, default=0.2, help="of each fold's people")
     p.add_argument("--members", type=int, default=DEFAULT_VERIFIER_MEMBERS)
     p.add_argument("--sampler", choices=("batch", "pairs"), default="batch")
     p.add_argument("--pooling", choices=("avg", "flatten"), default=emb.pooling)
@@ -220,6 +220,7 @@ def _setup_text(args: argparse.Namespace) -> str:
         + (f", tta shift {args.tta_shift}px" if args.tta_shift else "")
         + (f", ensemble of {args.members}" if args.members > 1 else "")
         + (f", rotation ±{args.rotation:g}°" if args.rotation else "")
+        + (f", val fraction {args.val_fraction:g}" if args.val_fraction != 0.2 else "")
         + f", {args.negatives} negatives, m {args.margin:g}"
         + (
             f", +{args.instances}/batch unlabelled faces >= {args.unlabelled_min_px:g}px"
@@ -243,6 +244,7 @@ def main() -> None:
         samples,
         args.folds,
         seed=args.seed,
+        val_fraction=args.val_fraction,
         on_fold=print_fold,
         embedding_config=emb,
         fit_config=fit,
