@@ -83,3 +83,24 @@ def test_reembed_starts_once_per_verifier_unless_forced(two_faces, orl, labeler)
     assert services.schedule_reembed() is None  # no retry loop on every request
     forced = services.schedule_reembed(labeler, force=True)
     assert forced is not None and forced.pk != first.pk
+
+
+def test_activating_a_verifier_starts_the_reembed_job_on_commit(
+    two_faces, tiny_face_detector, django_capture_on_commit_callbacks
+):
+    older = services.active_verifier()
+    newer = make_tiny_verifier(seed=8)  # registered and activated inside the test transaction
+    older.activate()
+    assert not Job.objects.filter(kind="reembed").exists()  # nothing before the commit
+
+    with django_capture_on_commit_callbacks(execute=True):
+        newer.activate()
+
+    (job,) = Job.objects.filter(kind="reembed")
+    assert job.params["verifier"] == newer.pk
+    Job.objects.filter(pk=job.pk).update(status="done")
+    # Activating a face detector is no reason to re-embed.
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        tiny_face_detector.activate()
+    assert len(callbacks) == 1  # the signal was sent ...
+    assert Job.objects.filter(kind="reembed").count() == 1  # ... and ignored
