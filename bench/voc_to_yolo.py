@@ -34,9 +34,15 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from training.formats.voc import VocDataset, VocRecord, deterministic_split, read_voc
+from training.formats.voc import (
+    VocDataset,
+    VocRecord,
+    deterministic_split,
+    read_voc,
+    rename_classes,
+)
 
-__all__ = ["YoloLayout", "convert", "merge_classes", "yolo_lines"]
+__all__ = ["YoloLayout", "convert", "yolo_lines"]
 
 SPLITS = ("train", "val", "test")
 
@@ -91,28 +97,6 @@ def _data_yaml(root: Path, class_names: list[str]) -> str:
     lines += [f"{split}: images/{split}" for split in SPLITS]
     lines.append(f"names: {json.dumps(class_names)}")
     return "\n".join(lines) + "\n"
-
-
-def merge_classes(dataset: VocDataset, class_map: Mapping[str, str]) -> VocDataset:
-    """The dataset with classes renamed, several old names possibly becoming one.
-
-    The new class list is the sorted set of names in use, as ``read_voc`` sorts the names it
-    finds, so a merged folder gets the class order the app gives the same merge at import.
-
-    Raises:
-        ValueError: ``class_map`` names a class the dataset does not have.
-    """
-    unknown = sorted(set(class_map) - set(dataset.class_names))
-    if unknown:
-        raise ValueError(f"no class(es) {unknown} to merge; the data has {dataset.class_names}")
-    names = sorted({class_map.get(n, n) for n in dataset.class_names})
-    index = {n: i for i, n in enumerate(names)}
-    records = []
-    for record in dataset.records:
-        renamed = tuple(class_map.get(n, n) for n in record.class_names)
-        labels = np.array([index[n] for n in renamed], dtype=np.int64)
-        records.append(dataclasses.replace(record, class_names=renamed, labels=labels))
-    return dataclasses.replace(dataset, records=records, class_names=names)
 
 
 def drop_duplicate_images(dataset: VocDataset) -> tuple[VocDataset, list[str]]:
@@ -179,7 +163,7 @@ def convert(
     """
     dataset = read_voc(voc_root)
     if class_map:
-        dataset = merge_classes(dataset, class_map)
+        dataset = rename_classes(dataset, class_map)
     duplicates: list[str] = []
     if drop_duplicates:
         dataset, duplicates = drop_duplicate_images(dataset)
