@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import models, transaction
 from django.dispatch import Signal
 from django.utils import timezone
@@ -65,6 +70,29 @@ class ModelVersion(models.Model):
     @classmethod
     def active(cls, kind: str) -> ModelVersion | None:
         return cls.objects.filter(kind=kind, is_active=True).first()
+
+    @classmethod
+    def register(
+        cls, kind: str, save: Callable[[Path], str], *, activate: bool = False, **fields: Any
+    ) -> ModelVersion:
+        """Store a new checkpoint under its sha256 and record it as a version of ``kind``.
+
+        Args:
+            kind: a :class:`ModelKind`.
+            save: writes the checkpoint to the path it is given and returns its sha256.
+            activate: serve it now; the first version of a kind is always served.
+            **fields: the other model fields (name, config, metrics, dataset, command, ...).
+        """
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "model.safetensors"
+            sha = save(path)
+            stored = default_storage.save(
+                f"models/{sha}.safetensors", ContentFile(path.read_bytes())
+            )
+        version = cls.objects.create(kind=kind, file=stored, sha256=sha, **fields)
+        if activate or cls.active(kind) is None:
+            version.activate()
+        return version
 
     def summary(self) -> dict[str, Any]:
         return {"id": self.pk, "name": self.name, "kind": self.kind, "sha256": self.sha256[:12]}

@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import shlex
-import tempfile
-from pathlib import Path
 from typing import Any
 
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from inference.runtime import pick_device
@@ -177,17 +173,11 @@ class Command(BaseCommand):
     def _register(
         self, dataset: Dataset, result: Any, metrics: dict[str, Any], options: dict[str, Any]
     ) -> ModelVersion:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "detector.safetensors"
-            sha = save_detector(path, result.model)
-            stored = default_storage.save(
-                f"models/{sha}.safetensors", ContentFile(path.read_bytes())
-            )
-        version = ModelVersion.objects.create(
-            kind=options["kind"],
+        return ModelVersion.register(
+            options["kind"],
+            lambda path: save_detector(path, result.model),
+            activate=options["activate"],
             name=options["name"] or f"{dataset.name} {ModelKind(options['kind']).label.lower()}",
-            file=stored,
-            sha256=sha,
             config=result.model_config.to_dict(),
             class_names=list(result.model_config.class_names),
             metrics=metrics,
@@ -195,6 +185,3 @@ class Command(BaseCommand):
             command=_command_line(options),
             training_seconds=result.elapsed_seconds,
         )
-        if options["activate"] or ModelVersion.active(options["kind"]) is None:
-            version.activate()
-        return version

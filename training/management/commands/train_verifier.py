@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import shlex
-import tempfile
-from pathlib import Path
 from typing import Any
 
-from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -232,17 +229,11 @@ class Command(BaseCommand):
         self, dataset: Dataset, result: Any, metrics: dict[str, Any], options: dict[str, Any]
     ) -> ModelVersion:
         extra = {"threshold": metrics["threshold"], "threshold_rule": metrics["threshold_rule"]}
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "verifier.safetensors"
-            sha = save_verifier(path, result.model, extra=extra)
-            stored = default_storage.save(
-                f"models/{sha}.safetensors", ContentFile(path.read_bytes())
-            )
-        version = ModelVersion.objects.create(
-            kind=ModelKind.VERIFIER,
+        return ModelVersion.register(
+            ModelKind.VERIFIER,
+            lambda path: save_verifier(path, result.model, extra=extra),
+            activate=options["activate"],
             name=options["name"] or f"{dataset.name} verifier",
-            file=stored,
-            sha256=sha,
             config={
                 **result.embedding_config.to_dict(),
                 "margin": result.margin,
@@ -255,9 +246,6 @@ class Command(BaseCommand):
             command=_command_line(options),
             training_seconds=result.elapsed_seconds,
         )
-        if options["activate"] or ModelVersion.active(ModelKind.VERIFIER) is None:
-            version.activate()
-        return version
 
 
 def _summary(calibration: Calibration) -> dict[str, float]:
