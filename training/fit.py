@@ -214,6 +214,33 @@ class FitResult:
     elapsed_seconds: float = 0.0
 
 
+def format_seconds(seconds: float) -> str:
+    """``125.0`` -> ``"2m05s"``."""
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}m{secs:02d}s"
+
+
+def epoch_printer(write: Callable[[str], object]) -> Callable[[Progress], None]:
+    """An ``on_progress`` callback that writes one line per evaluated epoch.
+
+    The line: epoch, share done, ETA, learning rate, loss and the validation metrics.
+    """
+    last = {"epoch": -1}
+
+    def report(progress: Progress) -> None:
+        if progress.phase == "eval" and progress.metrics and progress.epoch != last["epoch"]:
+            last["epoch"] = progress.epoch
+            metrics = " ".join(f"{k} {v:.3f}" for k, v in progress.metrics.items())
+            write(
+                f"epoch {progress.epoch + 1}/{progress.max_epochs} "
+                f"{progress.fraction:4.0%} ETA {format_seconds(progress.eta_seconds or 0.0)} "
+                f"lr {progress.lr:.2e} loss {progress.losses.get('loss', float('nan')):.4f} "
+                f"{metrics}"
+            )
+
+    return report
+
+
 def make_optimizer(params: Iterable[nn.Parameter], config: FitConfig) -> Optimizer:
     """Build the configured optimiser.
 

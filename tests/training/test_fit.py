@@ -294,3 +294,24 @@ def test_training_state_loads_with_weights_only() -> None:
     resumed.load_state_dict(loaded["model"])
     torch.testing.assert_close(resumed.weight, model.weight)
     make_optimizer(resumed.parameters(), config).load_state_dict(loaded["optimizer"])
+
+
+def test_epoch_printer_writes_one_line_per_evaluated_epoch() -> None:
+    from training.fit import Progress, epoch_printer, format_seconds
+
+    lines: list[str] = []
+    report = epoch_printer(lines.append)
+
+    def progress(epoch: int, phase: str, metrics: dict[str, float]) -> Progress:
+        return Progress(epoch, 10, 4, 4, 0.25, 125.0, 40.0, 3e-3, {"loss": 0.12345}, metrics, phase)
+
+    report(progress(2, "train", {}))  # a step: nothing
+    report(progress(2, "eval", {"eer": 0.0812}))
+    report(progress(2, "eval", {"eer": 0.0812}))  # the same epoch again: nothing
+    report(progress(3, "eval", {"eer": 0.07}))
+
+    assert lines == [
+        "epoch 3/10  25% ETA 2m05s lr 3.00e-03 loss 0.1235 eer 0.081",
+        "epoch 4/10  25% ETA 2m05s lr 3.00e-03 loss 0.1235 eer 0.070",
+    ]
+    assert format_seconds(3599.9) == "59m59s"

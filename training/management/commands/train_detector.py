@@ -22,7 +22,7 @@ from training.detection import (
     evaluate_detector,
     train_detector,
 )
-from training.fit import Progress
+from training.fit import epoch_printer, format_seconds
 from training.models import ModelKind, ModelVersion
 from training.samples import class_names_of, split_samples
 from webapp.images.models import Dataset
@@ -47,11 +47,6 @@ def _command_line(options: dict[str, Any]) -> str:
         if options.get(flag) is not None:
             words += [f"--{flag.replace('_', '-')}", str(options[flag])]
     return shlex.join(words)
-
-
-def _fmt_seconds(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes}m{secs:02d}s"
 
 
 class Command(BaseCommand):
@@ -132,7 +127,7 @@ class Command(BaseCommand):
                 augment_config=dataclasses.replace(
                     DEFAULT_AUGMENT_CONFIG, grayscale_p=options["grayscale"]
                 ),
-                on_progress=self._progress_printer(),
+                on_progress=epoch_printer(self.stderr.write),
                 seed=options["seed"],
                 device=device,
             )
@@ -150,25 +145,9 @@ class Command(BaseCommand):
             )
         self.stdout.write(
             f"Stopped: {result.stopped_reason} after {len(result.history)} epochs, "
-            f"{_fmt_seconds(result.elapsed_seconds)}."
+            f"{format_seconds(result.elapsed_seconds)}."
         )
         self.stdout.write(f"model_version={version.pk}")
-
-    def _progress_printer(self) -> Any:
-        last = {"epoch": -1}
-
-        def report(progress: Progress) -> None:
-            if progress.phase == "eval" and progress.metrics and progress.epoch != last["epoch"]:
-                last["epoch"] = progress.epoch
-                metrics = " ".join(f"{k} {v:.3f}" for k, v in progress.metrics.items())
-                self.stderr.write(
-                    f"epoch {progress.epoch + 1}/{progress.max_epochs} "
-                    f"{progress.fraction:4.0%} ETA {_fmt_seconds(progress.eta_seconds or 0.0)} "
-                    f"lr {progress.lr:.2e} loss {progress.losses.get('loss', float('nan')):.3f} "
-                    f"{metrics}"
-                )
-
-        return report
 
     def _register(
         self, dataset: Dataset, result: Any, metrics: dict[str, Any], options: dict[str, Any]

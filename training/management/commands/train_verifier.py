@@ -23,7 +23,7 @@ from inference.preprocess import load_rgb
 from inference.runtime import pick_device
 from inference.siamese import save_verifier
 from inference.verification_metrics import Calibration
-from training.fit import Progress
+from training.fit import epoch_printer
 from training.models import ModelKind, ModelVersion
 from training.samples import face_samples
 from training.verification import (
@@ -141,7 +141,7 @@ class Command(BaseCommand):
                 splits["val"],
                 fit_config=fit_config,
                 members=options["members"],
-                on_progress=self._progress_printer(),
+                on_progress=epoch_printer(self.stderr.write),
                 seed=options["seed"],
                 device=device,
             )
@@ -210,20 +210,6 @@ class Command(BaseCommand):
             "(the rest stay whole, as serving uses a small image without a found face)."
         )
         return out
-
-    def _progress_printer(self) -> Any:
-        last = {"epoch": -1}
-
-        def report(progress: Progress) -> None:
-            if progress.phase == "eval" and progress.metrics and progress.epoch != last["epoch"]:
-                last["epoch"] = progress.epoch
-                metrics = " ".join(f"{k} {v:.3f}" for k, v in progress.metrics.items())
-                self.stderr.write(
-                    f"epoch {progress.epoch + 1}/{progress.max_epochs} {progress.fraction:4.0%} "
-                    f"loss {progress.losses.get('loss', float('nan')):.4f} {metrics}"
-                )
-
-        return report
 
     def _register(
         self, dataset: Dataset, result: Any, metrics: dict[str, Any], options: dict[str, Any]
