@@ -169,6 +169,24 @@ def check_detector(upload: UploadedImage, detect_faces: bool, box: Any, field: s
     )
 
 
+def verification_params(
+    source: UploadedImage, target: UploadedImage, options: dict[str, Any]
+) -> dict[str, Any]:
+    """The verify job's params, after refusing what needs no model (no verifier, or no
+    detector for a photo): the API and the verify page both start jobs from these."""
+    services.active_verifier()  # 503 now rather than a failed job
+    detect = bool(options.get("detect_faces", True))
+    for upload, side in ((source, "source"), (target, "target")):
+        check_detector(upload, detect, options.get(f"{side}_box"), f"{side}_image")
+    return {
+        "uploads": [stash(source, "source_image"), stash(target, "target_image")],
+        "threshold": options.get("threshold"),
+        "detect_faces": detect,
+        "source_box": options.get("source_box"),
+        "target_box": options.get("target_box"),
+    }
+
+
 def start_verification(
     request: Request,
     source: UploadedImage,
@@ -176,18 +194,8 @@ def start_verification(
     options: dict[str, Any],
     default_wait: float,
 ) -> Job:
-    """Refuse what needs no model (no detector for a photo), then run the verify job."""
-    services.active_verifier()  # 503 now rather than a failed job
-    detect = bool(options.get("detect_faces", True))
-    for upload, side in ((source, "source"), (target, "target")):
-        check_detector(upload, detect, options.get(f"{side}_box"), f"{side}_image")
-    params = {
-        "uploads": [stash(source, "source_image"), stash(target, "target_image")],
-        "threshold": options.get("threshold"),
-        "detect_faces": detect,
-        "source_box": options.get("source_box"),
-        "target_box": options.get("target_box"),
-    }
+    """Check the request, then run the verify job."""
+    params = verification_params(source, target, options)
     return run_job(request, "verify", params, default_wait)
 
 
@@ -222,14 +230,13 @@ class RecognizeRequest(serializers.Serializer[Any]):
     min_score = serializers.FloatField(default=0.0, min_value=0.0, max_value=1.0)
 
 
-def start_recognition(
-    request: Request, upload: UploadedImage, options: dict[str, Any], default_wait: float
-) -> Job:
-    """Refuse what needs no model (no detector for a photo), then run the recognize job."""
+def recognition_params(upload: UploadedImage, options: dict[str, Any]) -> dict[str, Any]:
+    """The recognize job's params, after refusing what needs no model (no verifier, or no
+    detector for a photo): the API and the recognize page both start jobs from these."""
     services.active_verifier()  # 503 now rather than a failed job
     detect = bool(options.get("detect_faces", True))
     check_detector(upload, detect, options.get("box"), "image")
-    params = {
+    return {
         "uploads": [stash(upload, "image")],
         "top_k": int(options.get("top_k", 1)),
         "threshold": options.get("threshold"),
@@ -238,7 +245,13 @@ def start_recognition(
         "limit": int(options.get("limit", 0)),
         "min_score": float(options.get("min_score", 0.0)),
     }
-    return run_job(request, "recognize", params, default_wait)
+
+
+def start_recognition(
+    request: Request, upload: UploadedImage, options: dict[str, Any], default_wait: float
+) -> Job:
+    """Check the request, then run the recognize job."""
+    return run_job(request, "recognize", recognition_params(upload, options), default_wait)
 
 
 class RecognizeView(FaceErrorsMixin, APIView):

@@ -29,7 +29,7 @@ from training.models import ModelKind, ModelVersion
 from webapp.accounts.models import signed_in_user
 from webapp.detection.api import wait_for_job
 from webapp.faces import services
-from webapp.faces.api import read_upload, stash
+from webapp.faces.api import read_upload, recognition_params, verification_params
 from webapp.faces.services import FaceError, UploadedImage
 from webapp.jobs.models import Job, JobStatus
 from webapp.jobs.services import start_job
@@ -207,19 +207,8 @@ def _verify(request: HttpRequest, form: VerifyForm) -> dict[str, Any]:
     data = form.cleaned_data
     source = read_upload(data["source_image"], "source_image")
     target = read_upload(data["target_image"], "target_image")
-    services.active_verifier()  # say so now rather than through a failed job
-    detect = not data["face_crops"]
-    for upload, field in ((source, "source_image"), (target, "target_image")):
-        services.check_detector_available(
-            upload.width, upload.height, detect_faces=detect, box=None, field=field
-        )
-    params = {
-        "uploads": [stash(source, "source_image"), stash(target, "target_image")],
-        "threshold": data["threshold"],
-        "detect_faces": detect,
-        "source_box": None,
-        "target_box": None,
-    }
+    options = {"threshold": data["threshold"], "detect_faces": not data["face_crops"]}
+    params = verification_params(source, target, options)
     job, result = run_page_job(request, "verify", params)
     if result is None:
         return {"job": job}
@@ -272,21 +261,12 @@ def _recognize(request: HttpRequest, form: RecognizeForm) -> dict[str, Any]:
         raise form_error(form)
     data = form.cleaned_data
     upload = read_upload(data["image"], "image")
-    services.active_verifier()
-    detect = not data["face_crops"]
-    services.check_detector_available(
-        upload.width, upload.height, detect_faces=detect, box=None, field="image"
-    )
-    params = {
-        "uploads": [stash(upload, "image")],
+    options = {
         "top_k": data["top_k"] or 3,
         "threshold": data["threshold"],
-        "detect_faces": detect,
-        "box": None,
-        "limit": 0,
-        "min_score": 0.0,
+        "detect_faces": not data["face_crops"],
     }
-    job, result = run_page_job(request, "recognize", params)
+    job, result = run_page_job(request, "recognize", recognition_params(upload, options))
     if result is None:
         return {"job": job}
     shown = preview(upload)
