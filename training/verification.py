@@ -480,8 +480,6 @@ class _GroupSource:
     batches_per_epoch: int
     augment: FaceAugmentConfig | None
     seed: int
-    instances: _FaceCache | None = None
-    instances_per_batch: int = 0
 
     def epoch(self, epoch: int) -> Iterator[GroupBatch]:
         """The epoch's batches; everything random is seeded by ``(seed, epoch)``."""
@@ -491,9 +489,6 @@ class _GroupSource:
         ]
         eligible = [i for i, members in enumerate(by_person) if len(members) >= 2]
         n_people = min(self.people_per_batch, len(eligible))
-        n_instances = (
-            0 if self.instances is None else min(self.instances_per_batch, len(self.instances))
-        )
         for _ in range(self.batches_per_epoch):
             people = rng.choice(len(eligible), size=n_people, replace=False)
             chosen = []
@@ -502,27 +497,15 @@ class _GroupSource:
                 k = min(self.faces_per_person, len(members))
                 chosen.append(rng.choice(members, size=k, replace=False))
             indices = np.concatenate(chosen).astype(np.int64)
-            x, labels = self._faces(self.cache, indices, rng), self.cache.labels[indices]
-            if n_instances and self.instances is not None:
-                # Faces of unknown people: each one is its own "person", seen twice under
-                # different augmentation (a same-person pair), and a different person from
-                # every other face in the batch. Labels past the real ones keep them apart.
-                picks = rng.choice(len(self.instances), size=n_instances, replace=False)
-                twice = np.repeat(picks, 2).astype(np.int64)
-                x = torch.cat([x, self._faces(self.instances, twice, rng)])
-                labels = np.concatenate([labels, len(self.cache.identities) + twice])
-            yield x, torch.from_numpy(labels)
-
-    def _faces(
-        self, cache: _FaceCache, indices: npt.NDArray[np.int64], rng: np.random.Generator
-    ) -> Tensor:
-        if self.augment is None:
-            return to_tensor(cache.crops[indices])
-        return cache.augmented(indices, rng, self.augment)
+            if self.augment is None:
+                x = to_tensor(self.cache.crops[indices])
+            else:
+                x = self.cache.augmented(indices, rng, self.augment)
+            yield x, torch.from_numpy(self.cache.labels[indices])
 
 
 def in_batch_pairs(
-    labels: Tensor, distances: Tensor, *, hard_negatives: bool, all_negatives: bool = False
+    labels: Tensor, distances: Tensor, *, hard_negatives: bool
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Balanced pairs from one batch: every same-person pair and as many different-person ones.
 
@@ -543,8 +526,6 @@ def in_batch_pairs(
     pos_i, pos_j = i[same], j[same]
     neg_i, neg_j = i[~same], j[~same]
     n_neg = min(len(pos_i), len(neg_i)) if len(pos_i) else min(len(neg_i), n)
-    if all_negatives:
-        n_neg = len(neg_i)
     if hard_negatives:
         order = torch.argsort(distances[neg_i, neg_j].detach())[:n_neg]
     else:
@@ -651,16 +632,16 @@ def _train_one(
     people_per_batch: int = 16,
     faces_per_person: int = 4,
     batches_per_epoch: int = 16,
-    negatives: str = "balanced",
-    unlabelled_faces: Sequence[FaceSample] = (),
-    instances_per_batch: int = 16,
 ) -> VerifierTrainingResult:
     """Train one Siamese net from scratch with the contrastive loss.
 
-    Each epoch draws ``pairs_per_epoch`` fresh pairs (half same-person), augments both faces
-    of each pair, and trains on mini-batches of ``fit_config.batch_size`` pairs. After each
-    epoch the validation EER over all same-person pairs of ``val`` (plus as many fixed
-    different-person pairs) decides early stopping and the best weights.
+    ``sampler="batch"`` (default): each epoch is ``batches_per_epoch`` batches of
+    ``people_per_batch`` people x ``faces_per_person`` augmented faces, and the loss runs
+    over every same-person pair in the batch plus as many different-person pairs
+    (:func:`in_batch_pairs`). ``sampler="pairs"``: each epoch draws ``pairs_per_epoch``
+    independent pairs (half same-person) in mini-batches of ``fit_config.batch_size``.
+    After each epoch the validation EER over all same-person pairs of ``val`` (plus as many
+    fixed different-person pairs) decides early stopping and the best weights.
 
     Args:
         train: faces of the training people (>= 2 people, some with >= 2 faces).
@@ -669,13 +650,15 @@ def _train_one(
         fit_config: default :data:`DEFAULT_VERIFIER_FIT_CONFIG`; its metric is forced to
             ``eer`` / ``min`` and its seed to ``seed``.
         margin: contrastive margin ``m`` in embedding-distance units.
-        pairs_per_epoch: pairs drawn per epoch.
-        hard_negatives: mine half of the negatives as the nearest other-person face under
-            the embeddings at the start of each epoch.
+        pairs_per_epoch: pairs drawn per epoch (``sampler="pairs"``).
+        hard_negatives: "batch": the closest different-person pairs of the batch; "pairs":
+            half of the negatives mined as the nearest other-person face under the
+            embeddings at the start of each epoch.
         augment: augmentation ranges; ``None`` trains on the plain evaluation crops.
         on_progress: forwarded to ``training.fit.fit`` (may raise ``FitCancelled``).
         seed: seeds the initialisation, the pairs, the augmentation and dropout.
         device: where to train (default CPU).
+        sampler, people_per_batch, faces_per_person, batches_per_epoch: see above.
 
     Returns:
         :class:`VerifierTrainingResult` with the best epoch's weights loaded.
@@ -709,14 +692,6 @@ def _train_one(
             seed,
         ).epoch
     else:
-        instances = (
-            _FaceCache(
-                [dataclasses.replace(f, identity=str(i)) for i, f in enumerate(unlabelled_faces)],
-                config.input_size,
-            )
-            if unlabelled_faces
-            else None
-        )
         epochs = _GroupSource(
             train_cache,
             people_per_batch,
@@ -724,8 +699,6 @@ def _train_one(
             batches_per_epoch,
             augment,
             seed,
-            instances,
-            instances_per_batch,
         ).epoch
 
     def step(m: nn.Module, batch: Any) -> dict[str, Tensor]:
@@ -736,22 +709,8 @@ def _train_one(
         x, labels = batch
         h = model.embedding(x.to(device))  # (B, d): the one shared net embeds every face
         distances = pairwise_distances(h)  # (B, B)
-        i, j, y = in_batch_pairs(
-            labels.to(device),
-            distances,
-            hard_negatives=hard_negatives,
-            all_negatives=negatives == "all",
-        )
-        d = distances[i, j]
-        if negatives != "all":
-            return {"loss": contrastive_loss(d, y, margin)}
-        # Every negative of the batch, weighted so both kinds count equally (the same balance
-        # as sampling as many negatives as positives, without discarding any negative).
-        same = y == 0
-        return {
-            "loss": contrastive_loss(d[same], y[same], margin)
-            + contrastive_loss(d[~same], y[~same], margin)
-        }
+        i, j, y = in_batch_pairs(labels.to(device), distances, hard_negatives=hard_negatives)
+        return {"loss": contrastive_loss(distances[i, j], y, margin)}
 
     def evaluate(m: nn.Module) -> dict[str, float]:
         cal = _calibrate_cached(model, val_cache, val_pairs)

@@ -2,8 +2,7 @@
 
 Run from the repository root, e.g.::
 
-    .venv/bin/python -m training.experiments.orl_verifier --minutes 0.5 --epochs 14 \\
-        --hard-negatives                        # the recorded defaults, ~2.7 min on 1 thread
+    .venv/bin/python -m training.experiments.orl_verifier   # the defaults, ~8 min on 1 thread
     .venv/bin/python -m training.experiments.orl_verifier --minutes 3 --folds 5 \\
         --input-size 64 --widths 16,32,64,128 --label "64px, 3 min/fold"
 
@@ -86,11 +85,6 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--pooling", choices=("avg", "flatten"), default=emb.pooling)
     p.add_argument("--people", type=int, default=16, help="people per batch (batch sampler)")
     p.add_argument("--faces", type=int, default=4, help="faces per person (batch sampler)")
-    p.add_argument("--unlabelled-voc", type=Path, default=None, help="VOC folder of faces")
-    p.add_argument("--unlabelled-classes", default="", help="only these classes (comma list)")
-    p.add_argument("--unlabelled-min-px", type=float, default=24.0)
-    p.add_argument("--instances", type=int, default=16, help="unlabelled faces per batch")
-    p.add_argument("--negatives", choices=("balanced", "all"), default="balanced")
     p.add_argument("--no-flip-average", dest="flip_average", action="store_false")
     p.add_argument("--tta-shift", type=int, default=emb.tta_shift)
     p.add_argument("--batches", type=int, default=16, help="batches per epoch (batch sampler)")
@@ -165,24 +159,6 @@ def pixel_baseline(
     return tests
 
 
-def unlabelled_faces(args: argparse.Namespace) -> list[FaceSample]:
-    """Faces of unknown people from a VOC folder (e.g. face_mask), big enough to crop."""
-    if args.unlabelled_voc is None:
-        return []
-    from training.formats.voc import read_voc
-
-    wanted = set(filter(None, args.unlabelled_classes.split(",")))
-    faces: list[FaceSample] = []
-    for record in read_voc(args.unlabelled_voc).records:
-        for box, name in zip(record.boxes, record.class_names, strict=True):
-            side = min(box[2] - box[0], box[3] - box[1])
-            if side >= args.unlabelled_min_px and (not wanted or name in wanted):
-                xyxy = (float(box[0]), float(box[1]), float(box[2]), float(box[3]))
-                faces.append(FaceSample(record.image_path, f"{record.stem}/{len(faces)}", xyxy))
-    print(f"{len(faces)} unlabelled faces from {args.unlabelled_voc}", flush=True)
-    return faces
-
-
 def _configs(args: argparse.Namespace) -> tuple[EmbeddingConfig, FitConfig]:
     emb = dataclasses.replace(
         DEFAULT_VERIFIER_EMBEDDING_CONFIG,
@@ -221,13 +197,7 @@ def _setup_text(args: argparse.Namespace) -> str:
         + (f", ensemble of {args.members}" if args.members > 1 else "")
         + (f", rotation ±{args.rotation:g}°" if args.rotation else "")
         + (f", val fraction {args.val_fraction:g}" if args.val_fraction != 0.2 else "")
-        + f", {args.negatives} negatives, m {args.margin:g}"
-        + (
-            f", +{args.instances}/batch unlabelled faces >= {args.unlabelled_min_px:g}px"
-            f" {args.unlabelled_classes or 'all classes'}"
-            if args.unlabelled_voc
-            else ""
-        )
+        + f", m {args.margin:g}"
         + f"{', hard neg' if args.hard_negatives else ''}{', no aug' if args.no_augment else ''}"
         f", {args.minutes:g} min/fold, {args.epochs} epochs max, seed {args.seed}"
         f", {args.threads} thread(s)"
@@ -259,9 +229,6 @@ def main() -> None:
         people_per_batch=args.people,
         faces_per_person=args.faces,
         batches_per_epoch=args.batches,
-        negatives=args.negatives,
-        unlabelled_faces=unlabelled_faces(args),
-        instances_per_batch=args.instances,
     )
     tests = [f.test for f in cv.folds]
     baseline = pixel_baseline(samples, cv, emb.input_size)
