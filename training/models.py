@@ -67,6 +67,11 @@ class ModelVersion(models.Model):
             transaction.on_commit(lambda: version_activated.send(sender=ModelVersion, version=self))
         self.is_active = True
 
+    @property
+    def path(self) -> Path:
+        """Where the checkpoint file is on this machine's disk (storage-relative name resolved)."""
+        return Path(default_storage.path(str(self.file.name)))
+
     @classmethod
     def active(cls, kind: str) -> ModelVersion | None:
         return cls.objects.filter(kind=kind, is_active=True).first()

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from django.core.files.storage import default_storage
 from PIL import Image
 
 from inference.faces import crop_face, to_tensor
@@ -50,7 +49,7 @@ def encode(pixels: np.ndarray, fmt: str = "PNG", mode: str | None = None, **save
 
 def reference_embedding(version, pixels: np.ndarray, box=None) -> np.ndarray:
     """The verifier's embedding of one face, computed without the services or the pipeline."""
-    net, _ = load_verifier(default_storage.path(version.file.name), "cpu")
+    net, _ = load_verifier(version.path, "cpu")
     crop = crop_face(pixels, box, margin=0.2, size=net.config.input_size)
     with torch.no_grad():
         return net(to_tensor([crop])).numpy()[0]

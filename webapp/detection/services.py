@@ -9,12 +9,10 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.db import transaction
 
 from inference.predict import Detections, Predictor
@@ -49,7 +47,7 @@ def get_predictor(version: ModelVersion) -> Predictor:
         if cached and cached[0] == version.pk and cached[1] == version.sha256:
             return cached[2]
         predictor = Predictor.from_checkpoint(
-            Path(default_storage.path(str(version.file.name))),
+            version.path,
             expected_sha256=version.sha256,
             backend=settings.INFERENCE_BACKEND,
         )

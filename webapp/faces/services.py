@@ -22,13 +22,11 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.db.models import Q, QuerySet
 from PIL import Image as PILImage
 from PIL import ImageOps
@@ -136,10 +134,6 @@ def recognition_threshold(version: ModelVersion, verify_threshold: float) -> flo
     return verify_threshold
 
 
-def _storage_path(version: ModelVersion) -> Path:
-    return Path(default_storage.path(str(version.file.name)))
-
-
 def load_models() -> FaceModels:
     """The active verifier and face detector, loaded at most once per process per version."""
     verifier = active_verifier()
@@ -156,9 +150,9 @@ def load_models() -> FaceModels:
             return FaceModels(cached[1], verifier, detector)
         try:
             pipeline = FacePipeline.from_checkpoints(
-                _storage_path(verifier),
+                verifier.path,
                 threshold=calibrated_threshold(verifier),
-                detector_path=_storage_path(detector) if detector else None,
+                detector_path=detector.path if detector else None,
                 verifier_sha256=verifier.sha256,
                 detector_sha256=detector.sha256 if detector else None,
             )

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
-from django.core.files.storage import default_storage
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from inference.runtime import CheckpointError, pick_device
@@ -46,7 +44,7 @@ class Command(BaseCommand):
             raise CommandError(f"Dataset {dataset.name!r} has no {options['split']} images.")
         try:
             model = load_detector(
-                Path(default_storage.path(str(version.file.name))),
+                version.path,
                 device=pick_device(),
                 expected_sha256=version.sha256,
             )

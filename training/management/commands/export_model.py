@@ -11,7 +11,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from django.core.files.storage import default_storage
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from training.models import ModelVersion
@@ -30,9 +29,7 @@ class Command(BaseCommand):
             raise CommandError(f"No model version {options['model_version']}.")
         stem = Path(options["to"])
         stem.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(
-            default_storage.path(str(version.file.name)), stem.with_suffix(".safetensors")
-        )
+        shutil.copyfile(version.path, stem.with_suffix(".safetensors"))
         card = {
             "name": version.name,
             "kind": version.kind,

@@ -14,7 +14,6 @@ import dataclasses
 import shlex
 from typing import Any
 
-from django.core.files.storage import default_storage
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from inference.face_pipeline import largest_face
@@ -190,9 +189,7 @@ class Command(BaseCommand):
         if version is None:
             self.stderr.write("No face detector is active: training on the faces as stored.")
             return splits
-        detector = Predictor.from_checkpoint(
-            default_storage.path(str(version.file.name)), expected_sha256=version.sha256
-        )
+        detector = Predictor.from_checkpoint(version.path, expected_sha256=version.sha256)
         framed, total = 0, 0
         out: dict[str, list[FaceSample]] = {}
         for split, samples in splits.items():
