@@ -67,14 +67,13 @@ from inference.runtime import load_checkpoint
 from inference.siamese import Verifier, load_verifier, verifier_config
 from inference.verification_metrics import Calibration, calibrate
 from training.experiments.orl_verifier import pixel_baseline
+from training.formats.folders import FaceSample, load_identity_folder
 from training.verification import (
     DEFAULT_VERIFIER_EMBEDDING_CONFIG,
     DEFAULT_VERIFIER_FIT_CONFIG,
     CrossValidation,
-    FaceSample,
     FoldResult,
     cross_validate,
-    load_identity_folder,
 )
 
 DLIB_VENV = BENCH / ".venv-dlib"

@@ -1,10 +1,11 @@
-"""Turn a Pascal VOC folder into the YOLO txt layout Ultralytics reads.
+"""Turn a Pascal VOC folder into the YOLO txt layout Ultralytics reads (bench glue and CLI).
 
-Bench-only: the app has its own exporters; this exists so the Ultralytics baseline trains on
-exactly the records our reader produces (same defects dropped, same class order), split
-either as the authors split the folder (``ImageSets/Main``) or, for a folder without one,
-as the app's VOC importer splits it (``deterministic_split`` with an explicit seed), and
-optionally with classes merged (face_mask's three mask classes -> ``face``).
+The app exports no YOLO layout; this exists so the Ultralytics baseline trains on exactly
+the records our reader produces (same defects dropped, same class order), split either as
+the authors split the folder (``ImageSets/Main``) or, for a folder without one, as the app's
+VOC importer splits it (``training.splits.deterministic_split`` with an explicit seed), and
+optionally with classes merged (face_mask's three mask classes -> ``face``). The files are
+written by ``training.formats.yolo.write_yolo_layout``.
 
 Layout written under ``out``::
 
@@ -25,26 +26,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
-import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-from numpy.typing import NDArray
+from training.formats.voc import VocDataset, read_voc, rename_classes
+from training.formats.yolo import write_yolo_layout
+from training.splits import SPLIT_NAMES, deterministic_split
 
-from training.formats.voc import (
-    VocDataset,
-    VocRecord,
-    deterministic_split,
-    read_voc,
-    rename_classes,
-)
+__all__ = ["YoloLayout", "convert"]
 
-__all__ = ["YoloLayout", "convert", "yolo_lines"]
-
-SPLITS = ("train", "val", "test")
+SPLITS = SPLIT_NAMES
 
 
 @dataclass(frozen=True)
@@ -67,36 +59,6 @@ class YoloLayout:
     split_stems: dict[str, list[str]]
     dataset: VocDataset
     duplicates: list[str] = field(default_factory=list)
-
-
-def yolo_lines(
-    boxes: NDArray[np.float32], labels: NDArray[np.int64], width: int, height: int
-) -> str:
-    """Boxes ``float32 (N, 4)`` xyxy pixels -> YOLO label text (normalised ``cx cy w h``)."""
-    xyxy = np.asarray(boxes, np.float64).reshape(-1, 4)
-    cx = (xyxy[:, 0] + xyxy[:, 2]) / 2 / width
-    cy = (xyxy[:, 1] + xyxy[:, 3]) / 2 / height
-    w = (xyxy[:, 2] - xyxy[:, 0]) / width
-    h = (xyxy[:, 3] - xyxy[:, 1]) / height
-    rows = zip(labels.tolist(), cx, cy, w, h, strict=True)
-    return "".join(f"{c} {a:.6f} {b:.6f} {d:.6f} {e:.6f}\n" for c, a, b, d, e in rows)
-
-
-def _write_record(record: VocRecord, images: Path, labels: Path) -> None:
-    link = images / f"{record.stem}{record.image_path.suffix.lower()}"
-    if link.is_symlink() or link.exists():
-        link.unlink()
-    os.symlink(record.image_path.resolve(), link)
-    text = yolo_lines(record.boxes, record.labels, record.width, record.height)
-    (labels / f"{record.stem}.txt").write_text(text)
-
-
-def _data_yaml(root: Path, class_names: list[str]) -> str:
-    # JSON is valid YAML and needs no YAML library in the app's venv.
-    lines = [f"path: {json.dumps(str(root))}"]
-    lines += [f"{split}: images/{split}" for split in SPLITS]
-    lines.append(f"names: {json.dumps(class_names)}")
-    return "\n".join(lines) + "\n"
 
 
 def drop_duplicate_images(dataset: VocDataset) -> tuple[VocDataset, list[str]]:
@@ -153,7 +115,7 @@ def convert(
         class_map: old class name -> new name, e.g. ``{"with_mask": "face", ...}``; names it
             leaves out keep their name.
         split_seed: None for the authors' ``ImageSets/Main`` split; a seed for
-            ``training.formats.voc.deterministic_split`` with its default 60/20/20 fractions,
+            ``training.splits.deterministic_split`` with its default 60/20/20 fractions,
             the split the app's importer gives a folder without one (seed 0).
         drop_duplicates: leave out records whose image bytes repeat an earlier record's, as
             the app's importer does (:func:`drop_duplicate_images`).
@@ -169,20 +131,8 @@ def convert(
         dataset, duplicates = drop_duplicate_images(dataset)
     splits = _splits(dataset, voc_root, split_seed)
     by_stem = {r.stem: r for r in dataset.records}
-    # Stale label caches from an earlier conversion would hide a changed label set.
-    for cache in out.glob("labels/*.cache"):
-        cache.unlink()
-    for split in SPLITS:
-        images, labels = out / "images" / split, out / "labels" / split
-        # A previous conversion with another split would leave its files in the wrong folder.
-        for old in [*images.glob("*"), *labels.glob("*.txt")]:
-            old.unlink()
-        images.mkdir(parents=True, exist_ok=True)
-        labels.mkdir(parents=True, exist_ok=True)
-        for stem in splits[split]:
-            _write_record(by_stem[stem], images, labels)
-    data_yaml = out / "data.yaml"
-    data_yaml.write_text(_data_yaml(out.resolve(), dataset.class_names))
+    records = {split: [by_stem[stem] for stem in splits[split]] for split in SPLITS}
+    data_yaml = write_yolo_layout(out, records, dataset.class_names)
     return YoloLayout(out, data_yaml, list(dataset.class_names), splits, dataset, duplicates)
 
 

@@ -9,11 +9,10 @@ import numpy as np
 from django.core.files.storage import default_storage
 
 from training.detection import DetectionSample
-from training.verification import FaceSample
+from training.formats.folders import FaceSample
+from training.splits import SPLIT_SCHEME
 from webapp.faces.models import Face
 from webapp.images.models import Box, BoxOrigin, Dataset, Image, SplitAssignment
-
-SCHEME = "default"
 
 
 def class_names_of(dataset: Dataset) -> list[str]:
@@ -22,7 +21,7 @@ def class_names_of(dataset: Dataset) -> list[str]:
 
 
 def split_samples(
-    dataset: Dataset, class_names: list[str], scheme: str = SCHEME
+    dataset: Dataset, class_names: list[str], scheme: str = SPLIT_SCHEME
 ) -> dict[str, list[DetectionSample]]:
     """Human-labelled images of `dataset` grouped by split: {"train": [...], "val": ..}."""
     index = {name: i for i, name in enumerate(class_names)}
@@ -50,7 +49,7 @@ def split_samples(
     return dict(out)
 
 
-def face_samples(dataset: Dataset, scheme: str = SCHEME) -> dict[str, list[FaceSample]]:
+def face_samples(dataset: Dataset, scheme: str = SPLIT_SCHEME) -> dict[str, list[FaceSample]]:
     """Faces of `dataset` assigned to a subject, grouped by their image's split.
 
     Returns:

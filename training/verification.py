@@ -2,7 +2,8 @@
 
 Pure numeric code (no Django). The pipeline, top to bottom:
 
-1. :func:`load_identity_folder` lists ``root/<person>/<image>`` as :class:`FaceSample`.
+1. ``training.formats.folders.load_identity_folder`` lists ``root/<person>/<image>`` as
+   ``FaceSample`` s (or ``training.samples.face_samples`` reads them from a dataset).
 2. :class:`_FaceCache` decodes every image once, keeps the exact evaluation crop
    (``crop_face`` + the model's input size) and a small context window for augmentation.
 3. :func:`train_verifier` draws balanced pairs each epoch (``inference.pairs.sample_pairs``),
@@ -24,14 +25,12 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 import torch
-from PIL import Image
 from torch import Tensor, nn
 
 from inference.faces import FACE_MARGIN, UInt8Array, crop_face, expand_box, to_gray, to_tensor
@@ -48,6 +47,7 @@ from inference.siamese import (
 )
 from inference.verification_metrics import Calibration, calibrate
 from training.fit import EpochRecord, FitConfig, Progress, StopReason, fit
+from training.formats.folders import FaceSample
 
 Box = tuple[float, float, float, float]
 PairBatch = tuple[Tensor, Tensor, Tensor]  # x1 (B, 1, S, S), x2 (B, 1, S, S), y (B,)
@@ -111,56 +111,6 @@ DEFAULT_VERIFIER_MARGIN = 1.4
 # 1 minute per member under load, the ensemble's EER was 9.6% against 12.5% for its
 # average member and 11.4% for its best; TAR@FAR=1% 65% vs 56%. The budget is shared.
 DEFAULT_VERIFIER_MEMBERS = 3
-
-
-# ----------------------------------------------------------------------------- samples
-@dataclass(frozen=True)
-class FaceSample:
-    """One face image of a known person.
-
-    Attributes:
-        image_path: the image file (any format ``inference.preprocess.load_rgb`` decodes).
-        identity: the person's id (for a folder layout, the sub-folder's name).
-        box: face box ``(x1, y1, x2, y2)`` in pixels of the decoded image, or ``None`` when
-            the whole image is the face (ORL, or crops a user uploaded).
-    """
-
-    image_path: Path
-    identity: str
-    box: Box | None = None
-
-
-def _is_image_file(path: Path) -> bool:
-    # PIL's registry of extensions is the list of formats it can open; hidden files (.DS_Store)
-    # and notes next to the pictures are skipped without a decode attempt.
-    return (
-        path.is_file()
-        and not path.name.startswith(".")
-        and path.suffix.lower() in Image.registered_extensions()
-    )
-
-
-def load_identity_folder(root: str | Path) -> list[FaceSample]:
-    """List ``root/<person>/<image>`` files as whole-image face samples.
-
-    Args:
-        root: a folder with one sub-folder per person (e.g. ORL's ``faces/sN/K.pgm``).
-
-    Returns:
-        Samples sorted by person then file name, ``box=None``. Sub-folders without images
-        are skipped; files are not decoded here (that happens once, when training).
-
-    Raises:
-        FileNotFoundError: ``root`` is not a folder.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root} is not a folder")
-    samples: list[FaceSample] = []
-    for person in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        for image in sorted(p for p in person.iterdir() if _is_image_file(p)):
-            samples.append(FaceSample(image_path=image, identity=person.name))
-    return samples
 
 
 # ----------------------------------------------------------------------------- augmentation

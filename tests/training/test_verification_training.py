@@ -1,4 +1,4 @@
-"""The Siamese verifier's training pipeline: folder loading, augmentation, training, CV."""
+"""The Siamese verifier's training pipeline: augmentation, training, cross-validation."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from inference.faces import crop_face, to_gray, to_tensor
 from inference.pairs import all_eval_pairs
@@ -17,16 +16,15 @@ from inference.preprocess import load_rgb
 from inference.siamese import EmbeddingConfig, EmbeddingEnsemble, EmbeddingNet, SiameseNet
 from inference.verification_metrics import calibrate
 from training.fit import FitConfig
+from training.formats.folders import FaceSample, load_identity_folder
 from training.verification import (
     DEFAULT_VERIFIER_EMBEDDING_CONFIG,
     DEFAULT_VERIFIER_FIT_CONFIG,
     FaceAugmentConfig,
-    FaceSample,
     augment_face,
     cross_validate,
     evaluate_verifier,
     in_batch_pairs,
-    load_identity_folder,
     pairwise_distances,
     train_verifier,
 )
@@ -53,38 +51,6 @@ def orl() -> list[FaceSample]:
 
 def _people(samples: list[FaceSample], names: list[str]) -> list[FaceSample]:
     return [s for s in samples if s.identity in names]
-
-
-def test_load_identity_folder_lists_images_per_person(tmp_path: Path) -> None:
-    rng = np.random.default_rng(0)
-    layout = {"alice": ["1.png", "2.jpg"], "bob": ["a.pgm", "b.png", "c.bmp"], "carol": ["x.png"]}
-    for person, files in layout.items():
-        (tmp_path / person).mkdir()
-        for name in files:
-            pixels = rng.integers(0, 256, size=(20, 16), dtype=np.uint8)
-            Image.fromarray(pixels).save(tmp_path / person / name)
-    (tmp_path / "bob" / "notes.txt").write_text("not a face")
-    (tmp_path / "bob" / ".hidden.png").write_bytes(b"")
-    (tmp_path / "empty").mkdir()
-    (tmp_path / "stray.png").write_bytes(b"")  # files at the top level belong to nobody
-
-    samples = load_identity_folder(tmp_path)
-
-    assert [(s.identity, s.image_path.name) for s in samples] == [
-        ("alice", "1.png"),
-        ("alice", "2.jpg"),
-        ("bob", "a.pgm"),
-        ("bob", "b.png"),
-        ("bob", "c.bmp"),
-        ("carol", "x.png"),
-    ]
-    assert all(s.box is None for s in samples)
-    assert load_rgb(samples[2].image_path).shape == (20, 16, 3)
-
-
-def test_load_identity_folder_rejects_a_missing_folder(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError):
-        load_identity_folder(tmp_path / "nope")
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from training.formats import VocDataset, deterministic_split, read_voc
+from training.formats import VocDataset, read_voc
 
 
 @pytest.fixture(scope="module")
@@ -236,33 +236,3 @@ def test_splits_drop_stems_without_records(tmp_path: Path) -> None:
     dataset = read_voc(root)
     assert dataset.splits == {"train": ["good"], "test": ["bounds"]}
     assert _codes(dataset)["ImageSets/Main/train.txt"] == ["split_missing"]
-
-
-# --- deterministic_split ------------------------------------------------------------------
-
-
-def test_deterministic_split_is_stable_when_stems_are_added() -> None:
-    old = [f"img_{i:04d}" for i in range(500)]
-    new = old + [f"new_{i:04d}" for i in range(300)]
-    before, after = deterministic_split(old, seed=3), deterministic_split(new, seed=3)
-    for split in ("train", "val", "test"):
-        assert [s for s in after[split] if s.startswith("img_")] == before[split]
-    assert deterministic_split(old, seed=3) == before
-    assert deterministic_split(old, seed=4) != before
-
-
-def test_deterministic_split_proportions() -> None:
-    stems = [f"BloodImage_{i:05d}" for i in range(1000)]
-    split = deterministic_split(stems)
-    sizes = {name: len(items) for name, items in split.items()}
-    assert sum(sizes.values()) == 1000
-    assert abs(sizes["train"] - 600) < 50 and abs(sizes["val"] - 200) < 40
-    assert abs(sizes["test"] - 200) < 40
-    assert set().union(*map(set, split.values())) == set(stems)
-    only_train = deterministic_split(stems, fractions=(1.0, 0.0, 0.0))
-    assert len(only_train["train"]) == 1000
-
-
-def test_deterministic_split_rejects_bad_fractions() -> None:
-    with pytest.raises(ValueError, match="summing to 1"):
-        deterministic_split(["a"], fractions=(0.5, 0.2, 0.2))

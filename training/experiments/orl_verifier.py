@@ -34,6 +34,7 @@ from inference.preprocess import load_rgb
 from inference.siamese import EmbeddingConfig
 from inference.verification_metrics import Calibration, calibrate
 from training.fit import FitConfig
+from training.formats.folders import FaceSample, load_identity_folder
 from training.verification import (
     DEFAULT_FACE_AUGMENT,
     DEFAULT_PAIRS_PER_EPOCH,
@@ -43,10 +44,8 @@ from training.verification import (
     DEFAULT_VERIFIER_MEMBERS,
     SUMMARY_METRICS,
     CrossValidation,
-    FaceSample,
     FoldResult,
     cross_validate,
-    load_identity_folder,
 )
 
 ORL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "att_faces" / "faces"

@@ -1,11 +1,13 @@
-"""Readers for annotation formats users bring; each returns boxes as xyxy float pixels."""
+"""Pure readers and writers of the annotation formats users bring (no Django).
 
-from training.formats.voc import (
-    VocDataset,
-    VocRecord,
-    VocWarning,
-    deterministic_split,
-    read_voc,
-)
+Inside, boxes are ``xyxy`` float pixels; the readers return them so and the writers convert
+them through ``inference.boxes``:
 
-__all__ = ["VocDataset", "VocRecord", "VocWarning", "deterministic_split", "read_voc"]
+- :mod:`training.formats.voc`: Pascal VOC folders (reader);
+- :mod:`training.formats.folders`: identity folders ``root/<person>/<image>`` (reader);
+- :mod:`training.formats.yolo`: the YOLO txt layout (writer).
+"""
+
+from training.formats.voc import VocDataset, VocRecord, VocWarning, read_voc
+
+__all__ = ["VocDataset", "VocRecord", "VocWarning", "read_voc"]

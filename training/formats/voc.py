@@ -18,9 +18,8 @@ reduced to their base name, so an XML cannot point the importer at ``/etc`` or `
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath, PureWindowsPath
 
@@ -28,11 +27,12 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from training.splits import SPLIT_NAMES
+
 MAX_XML_BYTES = 4 * 1024 * 1024  # a VOC file with 1,000 boxes is about 250 kB
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 ANNOTATION_DIRS = ("Annotations", "annotations")
 IMAGE_DIRS = ("JPEGImages", "images", "Images")
-SPLIT_NAMES = ("train", "val", "test")
 # "<!ENTITY" as bytes in each encoding expat auto-detects, so UTF-16 files cannot slip past.
 # (Expat >= 2.4.1 also limits entity expansion itself; this keeps us safe on older builds.)
 _ENTITY_MARKERS = tuple("<!ENTITY".encode(enc) for enc in ("utf-8", "utf-16-le", "utf-16-be"))
@@ -408,31 +408,3 @@ def rename_classes(dataset: VocDataset, mapping: Mapping[str, str]) -> VocDatase
         labels = np.array([index[name] for name in renamed], dtype=np.int64)
         records.append(dataclasses.replace(record, class_names=renamed, labels=labels))
     return dataclasses.replace(dataset, records=records, class_names=names)
-
-
-def deterministic_split(
-    stems: Iterable[str], seed: int = 0, fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
-) -> dict[str, list[str]]:
-    """Split image ids into train/val/test by a stable hash of ``seed`` and each id.
-
-    Each stem's split depends only on itself and the seed, so adding images later never moves
-    an old one between splits (a reshuffle would leak test images into training).
-
-    Args:
-        stems: image ids, e.g. ``[r.stem for r in dataset.records]``.
-        seed: a different seed gives a different, equally stable split.
-        fractions: expected shares of ``(train, val, test)``; non-negative, summing to 1.
-
-    Returns:
-        ``{"train": [...], "val": [...], "test": [...]}`` with stems in input order.
-    """
-    if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1.0) > 1e-6:
-        raise ValueError(f"fractions must be 3 non-negative numbers summing to 1: {fractions}")
-    bounds = (fractions[0], fractions[0] + fractions[1])
-    out: dict[str, list[str]] = {name: [] for name in SPLIT_NAMES}
-    for stem in stems:
-        digest = hashlib.sha256(f"{seed}\x00{stem}".encode()).digest()
-        u = int.from_bytes(digest[:8], "big") / 2.0**64  # uniform in [0, 1)
-        split = "train" if u < bounds[0] else "val" if u < bounds[1] else "test"
-        out[split].append(stem)
-    return out

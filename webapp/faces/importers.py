@@ -13,10 +13,10 @@ from pathlib import Path
 
 from django.db import transaction
 
-from training.formats.voc import deterministic_split
-from training.verification import load_identity_folder
+from training.formats.folders import load_identity_folder
+from training.splits import SPLIT_SCHEME, deterministic_split
 from webapp.faces.models import Face, FaceOrigin, Subject
-from webapp.images.importers import SPLIT_SCHEME, ImportReport
+from webapp.images.importers import ImportReport
 from webapp.images.ingest import DuplicateImage, ImageRejected, ingest_image
 from webapp.images.models import Dataset, ImageStatus, SplitAssignment, Task
 

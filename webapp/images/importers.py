@@ -13,7 +13,8 @@ from pathlib import Path
 
 from django.db import transaction
 
-from training.formats.voc import VocRecord, deterministic_split, read_voc, rename_classes
+from training.formats.voc import VocRecord, read_voc, rename_classes
+from training.splits import SPLIT_SCHEME, deterministic_split
 from webapp.images.ingest import DuplicateImage, ImageRejected, ingest_image
 from webapp.images.models import Box, BoxOrigin, Dataset, LabelClass, SplitAssignment, Task
 
@@ -33,7 +34,6 @@ PALETTE = [
     "#800000",
     "#aaffc3",
 ]
-SPLIT_SCHEME = "default"
 
 
 @dataclass

@@ -23,12 +23,12 @@ from inference.runtime import pick_device
 from inference.siamese import save_verifier
 from inference.verification_metrics import Calibration
 from training.fit import epoch_printer
+from training.formats.folders import FaceSample
 from training.models import ModelKind, ModelVersion
 from training.samples import face_samples
 from training.verification import (
     DEFAULT_VERIFIER_FIT_CONFIG,
     DEFAULT_VERIFIER_MEMBERS,
-    FaceSample,
     evaluate_verifier,
     train_verifier,
 )
