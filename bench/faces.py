@@ -3,7 +3,7 @@
 Three parts, all measured in one run, printed as one markdown table (also written to
 ``bench/out/faces.md``, every number to ``bench/out/faces.json``):
 
-1. **Verification on ORL, people-disjoint.** ``training.verification.cross_validate`` makes
+1. **Verification on ORL, people-disjoint.** ``training.crossval.cross_validate`` makes
    the 5 folds and trains OUR verifier per fold with its defaults, testing each on the fold's
    people (every same-person pair + as many different-person pairs, seeded by the fold). dlib's
    pretrained ResNet embeddings are scored on exactly those pairs, as is the raw-pixel
@@ -66,15 +66,11 @@ from inference.recognize import Gallery
 from inference.runtime import load_checkpoint
 from inference.siamese import Verifier, load_verifier, verifier_config
 from inference.verification_metrics import Calibration, calibrate
+from training.crossval import CrossValidation, FoldResult, cross_validate
 from training.experiments.orl_verifier import pixel_baseline
 from training.formats.folders import FaceSample, load_identity_folder
-from training.verification import (
-    DEFAULT_VERIFIER_EMBEDDING_CONFIG,
-    DEFAULT_VERIFIER_FIT_CONFIG,
-    CrossValidation,
-    FoldResult,
-    cross_validate,
-)
+from training.options import fit_config_from_args
+from training.verification import DEFAULT_VERIFIER_FIT_CONFIG, DEFAULT_VERIFIER_TRAIN_CONFIG
 
 DLIB_VENV = BENCH / ".venv-dlib"
 DLIB_SIDE = BENCH / "dlib_side.py"
@@ -222,15 +218,12 @@ def verification(settings: Settings, dlib_python: Path) -> Json:
     samples = load_identity_folder(settings.orl)
     log(f"dlib descriptors of {len(samples)} ORL faces")
     dlib = dlib_descriptors(dlib_python, settings, samples)
-    overrides: Json = {}
-    if settings.verifier_minutes is not None:
-        overrides["fit_config"] = dataclasses.replace(
-            DEFAULT_VERIFIER_FIT_CONFIG, max_minutes=settings.verifier_minutes
-        )
-    budget = settings.verifier_minutes or DEFAULT_VERIFIER_FIT_CONFIG.max_minutes
+    fit = fit_config_from_args(DEFAULT_VERIFIER_FIT_CONFIG, {"minutes": settings.verifier_minutes})
+    config = dataclasses.replace(DEFAULT_VERIFIER_TRAIN_CONFIG, fit_config=fit)
+    budget = fit.max_minutes
     log(f"training our verifier on {settings.folds} people-disjoint folds ({budget:g} min each)")
-    cv = cross_validate(samples, settings.folds, on_fold=_print_fold, **overrides)
-    size = DEFAULT_VERIFIER_EMBEDDING_CONFIG.input_size  # the crops cross_validate trains on
+    cv = cross_validate(samples, settings.folds, config, on_fold=_print_fold)
+    size = config.embedding_config.input_size  # the crops cross_validate trains on
     folds = [
         {
             "fold": f.fold,
@@ -613,7 +606,7 @@ def notes(r: Json) -> list[str]:
         f"- {r['machine']}; torch {r['versions']['torch']}, {s['threads']} thread(s); load "
         f"average {r['load_before']:.2f} before, {r['load_after']:.2f} after (anything well "
         "above 0 means other work shared the cores).",
-        f"- Verification: `training.verification.cross_validate` (seed 0), our verifier trained "
+        f"- Verification: `training.crossval.cross_validate` (seed 0), our verifier trained "
         f"per fold with its defaults, {v['minutes_per_fold']:g} min budget per fold; each fold "
         f"tested on its people's every same-person pair ({pairs}) and as many different-person "
         "pairs (`all_eval_pairs`, the fold's seed). dlib: "

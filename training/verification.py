@@ -6,14 +6,16 @@ Pure numeric code (no Django). The pipeline, top to bottom:
    ``FaceSample`` s (or ``training.samples.face_samples`` reads them from a dataset).
 2. :class:`_FaceCache` decodes every image once, keeps the exact evaluation crop
    (``crop_face`` + the model's input size) and a small context window for augmentation.
-3. :func:`train_verifier` draws balanced pairs each epoch (``inference.pairs.sample_pairs``),
-   augments both faces of every pair with :func:`augment_face` *before* ``crop_face`` /
-   ``to_tensor`` (so training crops are made by the same code as serving crops), and runs
-   ``training.fit.fit`` with the contrastive loss, early-stopping on the validation EER.
+3. :func:`train_verifier` (configured by a :class:`VerifierTrainConfig`) draws each
+   epoch's faces (groups of people for in-batch pairs, or independent pairs from
+   ``inference.pairs.sample_pairs``), augments every face with :func:`augment_face`
+   *before* ``crop_face`` / ``to_tensor`` (so training crops are made by the same code as
+   serving crops), and runs ``training.fit.fit`` with the contrastive loss, early-stopping
+   on the validation EER.
 4. :func:`evaluate_verifier` measures a model on every same-person pair of some people plus
    as many different-person pairs (``inference.pairs.all_eval_pairs``).
-5. :func:`cross_validate` repeats 3-4 over people-disjoint folds: verification is always
-   measured on people the network never saw.
+5. ``training.crossval.cross_validate`` repeats 3-4 over people-disjoint folds:
+   verification is always measured on people the network never saw.
 
 Label convention (the notes'): ``y = 0`` same person, ``y = 1`` different people.
 """
@@ -24,8 +26,8 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -34,7 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from inference.faces import FACE_MARGIN, UInt8Array, crop_face, expand_box, to_gray, to_tensor
-from inference.pairs import PairArrays, all_eval_pairs, people_disjoint_folds, sample_pairs
+from inference.pairs import PairArrays, all_eval_pairs, sample_pairs
 from inference.preprocess import load_rgb
 from inference.siamese import (
     EmbeddingConfig,
@@ -156,6 +158,55 @@ class FaceAugmentConfig:
 
 
 DEFAULT_FACE_AUGMENT = FaceAugmentConfig()
+
+
+Sampler = Literal["batch", "pairs"]
+
+
+@dataclass(frozen=True)
+class VerifierTrainConfig:
+    """Everything that shapes training a verifier; the commands, search and the API override it.
+
+    Attributes:
+        embedding_config: the net's shape.
+        fit_config: optimiser, schedule, budget (``training.fit.FitConfig``); its metric is
+            forced to ``eer`` / ``min``. With several members ``max_minutes`` is shared.
+        margin: contrastive margin ``m`` in embedding-distance units.
+        sampler: ``"batch"``: each epoch is ``batches_per_epoch`` batches of
+            ``people_per_batch`` people x ``faces_per_person`` augmented faces, and the loss
+            runs over every same-person pair in the batch plus as many different-person
+            pairs (:func:`in_batch_pairs`). ``"pairs"``: each epoch draws
+            ``pairs_per_epoch`` independent pairs (half same-person) in mini-batches of
+            ``fit_config.batch_size``.
+        people_per_batch, faces_per_person, batches_per_epoch: the ``"batch"`` sampler.
+        pairs_per_epoch: the ``"pairs"`` sampler.
+        hard_negatives: ``"batch"``: the closest different-person pairs of the batch;
+            ``"pairs"``: half of the negatives mined as the nearest other-person face under
+            the embeddings at the start of each epoch.
+        augment: augmentation ranges; ``None`` trains on the plain evaluation crops.
+        members: independently initialised nets averaged into one verifier (1 = one net).
+    """
+
+    embedding_config: EmbeddingConfig = DEFAULT_VERIFIER_EMBEDDING_CONFIG
+    fit_config: FitConfig = DEFAULT_VERIFIER_FIT_CONFIG
+    margin: float = DEFAULT_VERIFIER_MARGIN
+    sampler: Sampler = "batch"
+    people_per_batch: int = 16
+    faces_per_person: int = 4
+    batches_per_epoch: int = 16
+    pairs_per_epoch: int = DEFAULT_PAIRS_PER_EPOCH
+    hard_negatives: bool = True
+    augment: FaceAugmentConfig | None = DEFAULT_FACE_AUGMENT
+    members: int = DEFAULT_VERIFIER_MEMBERS
+
+    def __post_init__(self) -> None:
+        if self.members < 1:
+            raise ValueError(f"members must be >= 1, got {self.members}")
+        if self.sampler not in ("batch", "pairs"):
+            raise ValueError(f"sampler must be 'batch' or 'pairs', got {self.sampler!r}")
+
+
+DEFAULT_VERIFIER_TRAIN_CONFIG = VerifierTrainConfig()
 
 
 def _photometric_lut(rng: np.random.Generator, config: FaceAugmentConfig) -> UInt8Array:
@@ -511,42 +562,43 @@ def _check_people(train: Sequence[FaceSample], val: Sequence[FaceSample]) -> Non
 def train_verifier(
     train: Sequence[FaceSample],
     val: Sequence[FaceSample],
+    config: VerifierTrainConfig = DEFAULT_VERIFIER_TRAIN_CONFIG,
     *,
-    members: int = DEFAULT_VERIFIER_MEMBERS,
-    fit_config: FitConfig | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
     seed: int = 0,
-    **kwargs: Any,
+    device: torch.device | None = None,
 ) -> VerifierTrainingResult:
     """Train a Siamese verifier from scratch with the contrastive loss.
 
-    With ``members > 1`` it trains that many nets one after the other, each from its own
-    initialisation (seed ``seed + 1000 * k``) for ``1 / members`` of the time budget, and
-    returns them as one :class:`~inference.siamese.EmbeddingEnsemble`. Every member sees
+    With ``config.members > 1`` it trains that many nets one after the other, each from its
+    own initialisation (seed ``seed + 1000 * k``) for ``1 / members`` of the time budget,
+    and returns them as one :class:`~inference.siamese.EmbeddingEnsemble`. Every member sees
     the same people and early-stops on the same validation people.
 
     Args:
         train, val: see :func:`_train_one` (people-disjoint).
-        members: nets in the ensemble (1 = a single net).
-        fit_config: default :data:`DEFAULT_VERIFIER_FIT_CONFIG`; with several members its
-            ``max_minutes`` is shared among them.
+        config: what to train and how (:class:`VerifierTrainConfig`).
+        on_progress: forwarded to ``training.fit.fit`` (may raise ``FitCancelled``).
         seed: seeds everything random.
-        **kwargs: forwarded to :func:`_train_one` (embedding_config, margin, sampler, ...).
+        device: where to train (default CPU).
 
     Returns:
         :class:`VerifierTrainingResult`: the (ensemble) model in eval mode, its validation
         calibration, the members' histories one after the other.
     """
-    if members < 1:
-        raise ValueError(f"members must be >= 1, got {members}")
-    fcfg = fit_config or DEFAULT_VERIFIER_FIT_CONFIG
+    members = config.members
     if members == 1:
-        return _train_one(train, val, fit_config=fcfg, seed=seed, **kwargs)
+        return _train_one(train, val, config, on_progress=on_progress, seed=seed, device=device)
     start = time.monotonic()
+    fcfg = config.fit_config
     share = dataclasses.replace(
-        fcfg, max_minutes=None if fcfg.max_minutes is None else fcfg.max_minutes / members
+        config,
+        fit_config=dataclasses.replace(
+            fcfg, max_minutes=None if fcfg.max_minutes is None else fcfg.max_minutes / members
+        ),
     )
     results = [
-        _train_one(train, val, fit_config=share, seed=seed + 1000 * k, **kwargs)
+        _train_one(train, val, share, on_progress=on_progress, seed=seed + 1000 * k, device=device)
         for k in range(members)
     ]
     nets = [r.model.embedding for r in results]
@@ -568,104 +620,47 @@ def train_verifier(
 def _train_one(
     train: Sequence[FaceSample],
     val: Sequence[FaceSample],
+    config: VerifierTrainConfig,
     *,
-    embedding_config: EmbeddingConfig | None = None,
-    fit_config: FitConfig | None = None,
-    margin: float = DEFAULT_VERIFIER_MARGIN,
-    pairs_per_epoch: int = DEFAULT_PAIRS_PER_EPOCH,
-    hard_negatives: bool = True,
-    augment: FaceAugmentConfig | None = DEFAULT_FACE_AUGMENT,
-    on_progress: Callable[[Progress], None] | None = None,
-    seed: int = 0,
-    device: torch.device | None = None,
-    sampler: str = "batch",
-    people_per_batch: int = 16,
-    faces_per_person: int = 4,
-    batches_per_epoch: int = 16,
+    on_progress: Callable[[Progress], None] | None,
+    seed: int,
+    device: torch.device | None,
 ) -> VerifierTrainingResult:
     """Train one Siamese net from scratch with the contrastive loss.
 
-    ``sampler="batch"`` (default): each epoch is ``batches_per_epoch`` batches of
-    ``people_per_batch`` people x ``faces_per_person`` augmented faces, and the loss runs
-    over every same-person pair in the batch plus as many different-person pairs
-    (:func:`in_batch_pairs`). ``sampler="pairs"``: each epoch draws ``pairs_per_epoch``
-    independent pairs (half same-person) in mini-batches of ``fit_config.batch_size``.
-    After each epoch the validation EER over all same-person pairs of ``val`` (plus as many
-    fixed different-person pairs) decides early stopping and the best weights.
+    Each epoch's batches come from the configured sampler (:func:`_epoch_source`). After
+    each epoch the validation EER over all same-person pairs of ``val`` (plus as many fixed
+    different-person pairs) decides early stopping and the best weights.
 
     Args:
         train: faces of the training people (>= 2 people, some with >= 2 faces).
         val: faces of OTHER people (people-disjoint from ``train``), same requirement.
-        embedding_config: the net's shape; default ``EmbeddingConfig()``.
-        fit_config: default :data:`DEFAULT_VERIFIER_FIT_CONFIG`; its metric is forced to
-            ``eer`` / ``min`` and its seed to ``seed``.
-        margin: contrastive margin ``m`` in embedding-distance units.
-        pairs_per_epoch: pairs drawn per epoch (``sampler="pairs"``).
-        hard_negatives: "batch": the closest different-person pairs of the batch; "pairs":
-            half of the negatives mined as the nearest other-person face under the
-            embeddings at the start of each epoch.
-        augment: augmentation ranges; ``None`` trains on the plain evaluation crops.
+        config: its ``fit_config``'s metric is forced to ``eer`` / ``min`` and its seed to
+            ``seed``; ``members`` is not read here.
         on_progress: forwarded to ``training.fit.fit`` (may raise ``FitCancelled``).
         seed: seeds the initialisation, the pairs, the augmentation and dropout.
         device: where to train (default CPU).
-        sampler, people_per_batch, faces_per_person, batches_per_epoch: see above.
 
     Returns:
         :class:`VerifierTrainingResult` with the best epoch's weights loaded.
     """
     start = time.monotonic()
     _check_people(train, val)
-    config = embedding_config or DEFAULT_VERIFIER_EMBEDDING_CONFIG
-    fcfg = dataclasses.replace(
-        fit_config or DEFAULT_VERIFIER_FIT_CONFIG, metric="eer", mode="min", seed=seed
-    )
+    fcfg = dataclasses.replace(config.fit_config, metric="eer", mode="min", seed=seed)
     device = device or torch.device("cpu")
     torch.manual_seed(seed)  # the initialisation; fit seeds dropout itself from fcfg.seed
-    model = SiameseNet(EmbeddingNet(config)).to(device)
-    train_cache, val_cache = (
-        _FaceCache(train, config.input_size),
-        _FaceCache(val, config.input_size),
-    )
+    model = SiameseNet(EmbeddingNet(config.embedding_config)).to(device)
+    size = config.embedding_config.input_size
+    train_cache, val_cache = _FaceCache(train, size), _FaceCache(val, size)
     # Fixed validation pairs, so epoch-to-epoch changes of the EER come from the weights only.
     val_pairs = all_eval_pairs(val_cache.labels, np.random.default_rng(seed))
-    if sampler not in ("batch", "pairs"):
-        raise ValueError(f"sampler must be 'batch' or 'pairs', got {sampler!r}")
-    epochs: Callable[[int], Iterator[Any]]
-    if sampler == "pairs":
-        epochs = _PairSource(
-            train_cache,
-            model.embedding,
-            pairs_per_epoch,
-            fcfg.batch_size,
-            hard_negatives,
-            augment,
-            seed,
-        ).epoch
-    else:
-        epochs = _GroupSource(
-            train_cache,
-            people_per_batch,
-            faces_per_person,
-            batches_per_epoch,
-            augment,
-            seed,
-        ).epoch
-
-    def step(m: nn.Module, batch: Any) -> dict[str, Tensor]:
-        if sampler == "pairs":
-            x1, x2, y = batch
-            _, _, distance = m(x1.to(device), x2.to(device))  # (B,)
-            return {"loss": contrastive_loss(distance, y.to(device), margin)}
-        x, labels = batch
-        h = model.embedding(x.to(device))  # (B, d): the one shared net embeds every face
-        distances = pairwise_distances(h)  # (B, B)
-        i, j, y = in_batch_pairs(labels.to(device), distances, hard_negatives=hard_negatives)
-        return {"loss": contrastive_loss(distances[i, j], y, margin)}
+    epochs = _epoch_source(config, train_cache, model.embedding, fcfg.batch_size, seed)
 
     def evaluate(m: nn.Module) -> dict[str, float]:
         cal = _calibrate_cached(model, val_cache, val_pairs)
         return {"eer": cal.eer, "auc": cal.auc, "tar_at_far_1pct": cal.tar_at_far_1pct}
 
+    step = _loss_step(config, model, device)
     result = fit(model, epochs, step, evaluate, fcfg, on_progress)
     if result.best_state is not None:
         model.load_state_dict(result.best_state)
@@ -677,140 +672,51 @@ def _train_one(
         best_epoch=result.best_epoch,
         elapsed_seconds=time.monotonic() - start,
         stopped_reason=result.stopped_reason,
-        embedding_config=config,
+        embedding_config=config.embedding_config,
         fit_config=fcfg,
-        margin=margin,
+        margin=config.margin,
     )
 
 
-# ----------------------------------------------------------------------------- cross-validation
-SUMMARY_METRICS = ("eer", "auc", "tar_at_far_1pct", "tar_at_far_01pct")
+def _epoch_source(
+    config: VerifierTrainConfig, cache: _FaceCache, net: Verifier, batch_size: int, seed: int
+) -> Callable[[int], Iterator[Any]]:
+    """``epoch -> batches`` of the configured sampler (see :class:`VerifierTrainConfig`)."""
+    if config.sampler == "pairs":
+        return _PairSource(
+            cache,
+            net,
+            config.pairs_per_epoch,
+            batch_size,
+            config.hard_negatives,
+            config.augment,
+            seed,
+        ).epoch
+    return _GroupSource(
+        cache,
+        config.people_per_batch,
+        config.faces_per_person,
+        config.batches_per_epoch,
+        config.augment,
+        seed,
+    ).epoch
 
 
-@dataclass
-class FoldResult:
-    """One fold of :func:`cross_validate`.
+def _loss_step(
+    config: VerifierTrainConfig, model: SiameseNet, device: torch.device
+) -> Callable[[nn.Module, Any], dict[str, Tensor]]:
+    """The contrastive loss of one batch of the configured sampler."""
+    margin, hard_negatives = config.margin, config.hard_negatives
 
-    Attributes:
-        fold: 0-based fold index.
-        seed: the fold's seed (training and the test pairs' ``rng_seed``).
-        train_people, val_people, test_people: the identities actually passed to training,
-            early stopping and testing (pairwise disjoint).
-        test: metrics on the test people's pairs.
-        val: validation metrics of the kept weights.
-        epochs: epochs trained; best_epoch: 0-based kept epoch.
-        seconds: wall-clock seconds of training plus testing.
-        stopped_reason: why training stopped.
-    """
+    def step(m: nn.Module, batch: Any) -> dict[str, Tensor]:
+        if config.sampler == "pairs":
+            x1, x2, y = batch
+            _, _, distance = m(x1.to(device), x2.to(device))  # (B,)
+            return {"loss": contrastive_loss(distance, y.to(device), margin)}
+        x, labels = batch
+        h = model.embedding(x.to(device))  # (B, d): the one shared net embeds every face
+        distances = pairwise_distances(h)  # (B, B)
+        i, j, y = in_batch_pairs(labels.to(device), distances, hard_negatives=hard_negatives)
+        return {"loss": contrastive_loss(distances[i, j], y, margin)}
 
-    fold: int
-    seed: int
-    train_people: list[str]
-    val_people: list[str]
-    test_people: list[str]
-    test: Calibration
-    val: Calibration
-    epochs: int
-    best_epoch: int
-    seconds: float
-    stopped_reason: StopReason
-
-
-@dataclass
-class CrossValidation:
-    """Per-fold results and their mean and (population) standard deviation.
-
-    Attributes:
-        folds: one :class:`FoldResult` per fold.
-        mean, std: over folds, for each of :data:`SUMMARY_METRICS` (rates in [0, 1]).
-    """
-
-    folds: list[FoldResult]
-    mean: dict[str, float] = field(default_factory=dict)
-    std: dict[str, float] = field(default_factory=dict)
-
-    def summarise(self) -> None:
-        """Fill :attr:`mean` and :attr:`std` from :attr:`folds`."""
-        for name in SUMMARY_METRICS:
-            values = np.array([getattr(f.test, name) for f in self.folds], dtype=np.float64)
-            self.mean[name], self.std[name] = float(values.mean()), float(values.std())
-
-
-def _split_validation(
-    people: Sequence[str], val_fraction: float, rng: np.random.Generator
-) -> tuple[list[str], list[str]]:
-    """Hold ``val_fraction`` of ``people`` (at least 2, for negative pairs) out for validation."""
-    n_val = max(2, round(val_fraction * len(people)))
-    if len(people) - n_val < 2:
-        raise ValueError(f"{len(people)} training people cannot spare {n_val} for validation")
-    chosen = set(rng.choice(len(people), size=n_val, replace=False).tolist())
-    train = [p for i, p in enumerate(people) if i not in chosen]
-    return train, [p for i, p in enumerate(people) if i in chosen]
-
-
-def _run_fold(
-    fold: int,
-    people: tuple[list[str], list[str], list[str]],
-    samples: Sequence[FaceSample],
-    seed: int,
-    train_kwargs: dict[str, Any],
-) -> FoldResult:
-    start = time.monotonic()
-    train_ids, val_ids, test_ids = (set(p) for p in people)
-    train = [s for s in samples if s.identity in train_ids]
-    val = [s for s in samples if s.identity in val_ids]
-    test = [s for s in samples if s.identity in test_ids]
-    result = train_verifier(train, val, seed=seed, **train_kwargs)
-    test_cal = evaluate_verifier(result.model, test, rng_seed=seed)
-    return FoldResult(
-        fold=fold,
-        seed=seed,
-        train_people=sorted({s.identity for s in train}),
-        val_people=sorted({s.identity for s in val}),
-        test_people=sorted({s.identity for s in test}),
-        test=test_cal,
-        val=result.calibration,
-        epochs=len(result.history),
-        best_epoch=result.best_epoch,
-        seconds=time.monotonic() - start,
-        stopped_reason=result.stopped_reason,
-    )
-
-
-def cross_validate(
-    samples: Sequence[FaceSample],
-    k: int = 5,
-    *,
-    seed: int = 0,
-    val_fraction: float = 0.2,
-    on_fold: Callable[[FoldResult], None] | None = None,
-    **train_kwargs: Any,
-) -> CrossValidation:
-    """People-disjoint k-fold evaluation of :func:`train_verifier`.
-
-    For each fold: its people are the test set; of the remaining people ``val_fraction``
-    (at least 2) are held out for early stopping and the rest train the net. No person is
-    ever in two of these roles within a fold.
-
-    Args:
-        samples: all faces, several people with several faces each.
-        k: number of folds (``inference.pairs.people_disjoint_folds``).
-        seed: seeds the folds, the validation split and each fold's training (``seed + fold``).
-        val_fraction: share of each fold's training people held out as validation.
-        on_fold: called with each finished fold (e.g. to print it).
-        **train_kwargs: forwarded to :func:`train_verifier` (not ``seed``).
-
-    Returns:
-        :class:`CrossValidation` with per-fold results and mean / std of the test metrics.
-    """
-    folds = people_disjoint_folds([s.identity for s in samples], k, seed=seed)
-    rng = np.random.default_rng(seed)
-    cv = CrossValidation(folds=[])
-    for fold, (train_people, test_people) in enumerate(folds):
-        train_ids, val_ids = _split_validation(train_people, val_fraction, rng)
-        people = (train_ids, val_ids, test_people)
-        cv.folds.append(_run_fold(fold, people, samples, seed + fold, train_kwargs))
-        if on_fold is not None:
-            on_fold(cv.folds[-1])
-    cv.summarise()
-    return cv
+    return step

@@ -15,14 +15,15 @@ from inference.pairs import all_eval_pairs
 from inference.preprocess import load_rgb
 from inference.siamese import EmbeddingConfig, EmbeddingEnsemble, EmbeddingNet, SiameseNet
 from inference.verification_metrics import calibrate
+from training.crossval import cross_validate
 from training.fit import FitConfig
 from training.formats.folders import FaceSample, load_identity_folder
 from training.verification import (
     DEFAULT_VERIFIER_EMBEDDING_CONFIG,
     DEFAULT_VERIFIER_FIT_CONFIG,
     FaceAugmentConfig,
+    VerifierTrainConfig,
     augment_face,
-    cross_validate,
     evaluate_verifier,
     in_batch_pairs,
     pairwise_distances,
@@ -131,13 +132,15 @@ def test_train_verifier_lowers_validation_eer(orl: list[FaceSample]) -> None:
     result = train_verifier(
         train,
         val,
-        embedding_config=config,
-        fit_config=fit_config,
-        sampler="pairs",
-        members=1,
-        pairs_per_epoch=256,
-        hard_negatives=False,
-        margin=1.0,
+        VerifierTrainConfig(
+            embedding_config=config,
+            fit_config=fit_config,
+            sampler="pairs",
+            members=1,
+            pairs_per_epoch=256,
+            hard_negatives=False,
+            margin=1.0,
+        ),
         seed=0,
     )
 
@@ -158,16 +161,15 @@ def test_cross_validate_keeps_people_apart(orl: list[FaceSample]) -> None:
     samples = _people(orl, names)
     fit_config = FitConfig(batch_size=16, max_epochs=1, metric="eer", mode="min")
 
-    cv = cross_validate(
-        samples,
-        k=5,
-        seed=1,
+    config = VerifierTrainConfig(
         embedding_config=TINY,
         fit_config=fit_config,
         batches_per_epoch=2,
         hard_negatives=True,
         members=1,
     )
+
+    cv = cross_validate(samples, k=5, config=config, seed=1)
 
     assert len(cv.folds) == 5
     tested: list[str] = []
@@ -238,10 +240,9 @@ def test_train_verifier_with_in_batch_pairs_beats_the_untrained_net(
     result = train_verifier(
         train,
         val,
-        fit_config=fit_config,
-        batches_per_epoch=6,
-        hard_negatives=True,
-        members=1,
+        VerifierTrainConfig(
+            fit_config=fit_config, batches_per_epoch=6, hard_negatives=True, members=1
+        ),
         seed=0,
     )
 
@@ -257,9 +258,10 @@ def test_an_ensemble_trains_each_member_and_is_calibrated_as_one(orl: list[FaceS
         DEFAULT_VERIFIER_FIT_CONFIG, max_epochs=2, patience=None, max_minutes=None
     )
 
-    result = train_verifier(
-        train, val, members=2, fit_config=fit_config, embedding_config=TINY, batches_per_epoch=2
+    config = VerifierTrainConfig(
+        members=2, fit_config=fit_config, embedding_config=TINY, batches_per_epoch=2
     )
+    result = train_verifier(train, val, config)
 
     net = result.model.embedding
     assert isinstance(net, EmbeddingEnsemble) and len(net.nets) == 2
@@ -270,7 +272,9 @@ def test_an_ensemble_trains_each_member_and_is_calibrated_as_one(orl: list[FaceS
     again = evaluate_verifier(result.model, val, rng_seed=0)
     assert result.calibration.eer == pytest.approx(again.eer)
     with pytest.raises(ValueError, match="members"):
-        train_verifier(train, val, members=0)
+        VerifierTrainConfig(members=0)
+    with pytest.raises(ValueError, match="sampler"):
+        VerifierTrainConfig(sampler="triplets")
 
 
 def test_augment_face_rotation_turns_the_face_about_its_window() -> None:

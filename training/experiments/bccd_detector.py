@@ -32,6 +32,7 @@ from training.detection import (
 )
 from training.fit import Progress
 from training.formats.voc import read_voc
+from training.options import add_fit_arguments, fit_config_from_args, parse_ints
 
 BCCD = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "bccd"
 
@@ -40,13 +41,7 @@ def parse_args() -> argparse.Namespace:
     """Command-line overrides of the default configs."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, default=BCCD)
-    p.add_argument("--minutes", type=float, default=DEFAULT_FIT_CONFIG.max_minutes)
-    p.add_argument("--epochs", type=int, default=DEFAULT_FIT_CONFIG.max_epochs)
-    p.add_argument("--lr", type=float, default=DEFAULT_FIT_CONFIG.learning_rate)
-    p.add_argument("--batch", type=int, default=DEFAULT_FIT_CONFIG.batch_size)
-    p.add_argument("--schedule", default=DEFAULT_FIT_CONFIG.lr_schedule)
-    p.add_argument("--patience", type=int, default=DEFAULT_FIT_CONFIG.patience)
-    p.add_argument("--weight-decay", type=float, default=DEFAULT_FIT_CONFIG.weight_decay)
+    add_fit_arguments(p, DEFAULT_FIT_CONFIG)
     p.add_argument("--img-size", type=int, default=DEFAULT_DETECTOR_CONFIG.img_size)
     p.add_argument("--strides", default=",".join(map(str, DEFAULT_DETECTOR_CONFIG.strides)))
     p.add_argument("--width", type=float, default=DEFAULT_DETECTOR_CONFIG.width_mult)
@@ -74,21 +69,12 @@ def main() -> None:
     model_cfg = dataclasses.replace(
         DEFAULT_DETECTOR_CONFIG,
         img_size=args.img_size,
-        strides=tuple(int(s) for s in args.strides.split(",")),
+        strides=parse_ints(args.strides),
         width_mult=args.width,
         use_priors=not args.no_priors,
         priors=None,
     )
-    fit_cfg = dataclasses.replace(
-        DEFAULT_FIT_CONFIG,
-        learning_rate=args.lr,
-        batch_size=args.batch,
-        lr_schedule=args.schedule,
-        max_epochs=args.epochs,
-        max_minutes=args.minutes,
-        patience=args.patience,
-        weight_decay=args.weight_decay,
-    )
+    fit_cfg = fit_config_from_args(DEFAULT_FIT_CONFIG, args)
 
     def progress(p: Progress) -> None:
         if p.phase == "eval":

@@ -31,21 +31,16 @@ import torch
 from inference.faces import FACE_MARGIN, crop_face, to_gray, to_tensor
 from inference.pairs import all_eval_pairs
 from inference.preprocess import load_rgb
-from inference.siamese import EmbeddingConfig
 from inference.verification_metrics import Calibration, calibrate
-from training.fit import FitConfig
+from training.crossval import SUMMARY_METRICS, CrossValidation, FoldResult, cross_validate
 from training.formats.folders import FaceSample, load_identity_folder
+from training.options import add_fit_arguments, fit_config_from_args, parse_ints
 from training.verification import (
     DEFAULT_FACE_AUGMENT,
-    DEFAULT_PAIRS_PER_EPOCH,
     DEFAULT_VERIFIER_EMBEDDING_CONFIG,
     DEFAULT_VERIFIER_FIT_CONFIG,
-    DEFAULT_VERIFIER_MARGIN,
-    DEFAULT_VERIFIER_MEMBERS,
-    SUMMARY_METRICS,
-    CrossValidation,
-    FoldResult,
-    cross_validate,
+    DEFAULT_VERIFIER_TRAIN_CONFIG,
+    VerifierTrainConfig,
 )
 
 ORL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "att_faces" / "faces"
@@ -58,35 +53,29 @@ _HEADER = (
 
 def parse_args() -> argparse.Namespace:
     """Command-line overrides of the default configs."""
-    fit, emb = DEFAULT_VERIFIER_FIT_CONFIG, DEFAULT_VERIFIER_EMBEDDING_CONFIG
+    emb, train = DEFAULT_VERIFIER_EMBEDDING_CONFIG, DEFAULT_VERIFIER_TRAIN_CONFIG
     p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("--data", type=Path, default=ORL)
-    p.add_argument("--minutes", type=float, default=fit.max_minutes, help="budget per fold")
     p.add_argument("--folds", type=int, default=5)
-    p.add_argument("--epochs", type=int, default=fit.max_epochs)
-    p.add_argument("--lr", type=float, default=fit.learning_rate)
-    p.add_argument("--batch", type=int, default=fit.batch_size)
-    p.add_argument("--schedule", default=fit.lr_schedule)
-    p.add_argument("--patience", type=int, default=fit.patience)
-    p.add_argument("--weight-decay", type=float, default=fit.weight_decay)
+    add_fit_arguments(p, DEFAULT_VERIFIER_FIT_CONFIG)  # --minutes is the budget per fold
     p.add_argument("--input-size", type=int, default=emb.input_size)
     p.add_argument("--widths", default=",".join(map(str, emb.widths)))
     p.add_argument("--dim", type=int, default=emb.embedding_dim)
     p.add_argument("--dropout", type=float, default=emb.dropout)
-    p.add_argument("--margin", type=float, default=DEFAULT_VERIFIER_MARGIN)
-    p.add_argument("--pairs", type=int, default=DEFAULT_PAIRS_PER_EPOCH, help="pairs per epoch")
+    p.add_argument("--margin", type=float, default=train.margin)
+    p.add_argument("--pairs", type=int, default=train.pairs_per_epoch, help="pairs per epoch")
     p.add_argument("--no-hard-negatives", dest="hard_negatives", action="store_false")
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--rotation", type=float, default=DEFAULT_FACE_AUGMENT.max_rotation)
     p.add_argument("--val-fraction", type=float, default=0.2, help="of each fold's people")
-    p.add_argument("--members", type=int, default=DEFAULT_VERIFIER_MEMBERS)
-    p.add_argument("--sampler", choices=("batch", "pairs"), default="batch")
+    p.add_argument("--members", type=int, default=train.members)
+    p.add_argument("--sampler", choices=("batch", "pairs"), default=train.sampler)
     p.add_argument("--pooling", choices=("avg", "flatten"), default=emb.pooling)
-    p.add_argument("--people", type=int, default=16, help="people per batch (batch sampler)")
-    p.add_argument("--faces", type=int, default=4, help="faces per person (batch sampler)")
+    p.add_argument("--people", type=int, default=train.people_per_batch, help="people per batch")
+    p.add_argument("--faces", type=int, default=train.faces_per_person, help="faces per person")
     p.add_argument("--no-flip-average", dest="flip_average", action="store_false")
     p.add_argument("--tta-shift", type=int, default=emb.tta_shift)
-    p.add_argument("--batches", type=int, default=16, help="batches per epoch (batch sampler)")
+    p.add_argument("--batches", type=int, default=train.batches_per_epoch, help="per epoch")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--label", default="")
@@ -158,47 +147,54 @@ def pixel_baseline(
     return tests
 
 
-def _configs(args: argparse.Namespace) -> tuple[EmbeddingConfig, FitConfig]:
+def _config(args: argparse.Namespace) -> VerifierTrainConfig:
+    """The training config the command line asks for."""
     emb = dataclasses.replace(
         DEFAULT_VERIFIER_EMBEDDING_CONFIG,
         input_size=args.input_size,
-        widths=tuple(int(w) for w in args.widths.split(",")),
+        widths=parse_ints(args.widths),
         embedding_dim=args.dim,
         dropout=args.dropout,
         pooling=args.pooling,
         flip_average=args.flip_average,
         tta_shift=args.tta_shift,
     )
-    fit = dataclasses.replace(
-        DEFAULT_VERIFIER_FIT_CONFIG,
-        learning_rate=args.lr,
-        batch_size=args.batch,
-        lr_schedule=args.schedule,
-        max_epochs=args.epochs,
-        max_minutes=args.minutes,
-        patience=args.patience,
-        weight_decay=args.weight_decay,
+    augment = dataclasses.replace(DEFAULT_FACE_AUGMENT, max_rotation=args.rotation)
+    return VerifierTrainConfig(
+        embedding_config=emb,
+        fit_config=fit_config_from_args(DEFAULT_VERIFIER_FIT_CONFIG, args),
+        margin=args.margin,
+        sampler=args.sampler,
+        people_per_batch=args.people,
+        faces_per_person=args.faces,
+        batches_per_epoch=args.batches,
+        pairs_per_epoch=args.pairs,
+        hard_negatives=args.hard_negatives,
+        augment=None if args.no_augment else augment,
+        members=args.members,
     )
-    return emb, fit
 
 
-def _setup_text(args: argparse.Namespace) -> str:
+def _setup_text(args: argparse.Namespace, config: VerifierTrainConfig) -> str:
+    emb, fit = config.embedding_config, config.fit_config
     return args.label or (
-        f"{args.input_size}px w{args.widths} d{args.dim} drop {args.dropout:g}, "
-        f"lr {args.lr:g}, "
+        f"{emb.input_size}px w{args.widths} d{emb.embedding_dim} drop {emb.dropout:g}, "
+        f"lr {fit.learning_rate:g}, "
         + (
-            f"in-batch pairs {args.people}x{args.faces}, {args.batches} batches/epoch"
-            if args.sampler == "batch"
-            else f"batch {args.batch}, {args.pairs} pairs/epoch"
+            f"in-batch pairs {config.people_per_batch}x{config.faces_per_person}, "
+            f"{config.batches_per_epoch} batches/epoch"
+            if config.sampler == "batch"
+            else f"batch {fit.batch_size}, {config.pairs_per_epoch} pairs/epoch"
         )
-        + f", {args.pooling} pool{', flip avg' if args.flip_average else ''}"
-        + (f", tta shift {args.tta_shift}px" if args.tta_shift else "")
-        + (f", ensemble of {args.members}" if args.members > 1 else "")
+        + f", {emb.pooling} pool{', flip avg' if emb.flip_average else ''}"
+        + (f", tta shift {emb.tta_shift}px" if emb.tta_shift else "")
+        + (f", ensemble of {config.members}" if config.members > 1 else "")
         + (f", rotation ±{args.rotation:g}°" if args.rotation else "")
         + (f", val fraction {args.val_fraction:g}" if args.val_fraction != 0.2 else "")
-        + f", m {args.margin:g}"
-        + f"{', hard neg' if args.hard_negatives else ''}{', no aug' if args.no_augment else ''}"
-        f", {args.minutes:g} min/fold, {args.epochs} epochs max, seed {args.seed}"
+        + f", m {config.margin:g}"
+        + f"{', hard neg' if config.hard_negatives else ''}"
+        + f"{', no aug' if config.augment is None else ''}"
+        f", {fit.max_minutes:g} min/fold, {fit.max_epochs} epochs max, seed {args.seed}"
         f", {args.threads} thread(s)"
     )
 
@@ -208,36 +204,25 @@ def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
     samples = load_identity_folder(args.data)
-    emb, fit = _configs(args)
+    config = _config(args)
     cv = cross_validate(
         samples,
         args.folds,
+        config,
         seed=args.seed,
         val_fraction=args.val_fraction,
         on_fold=print_fold,
-        embedding_config=emb,
-        fit_config=fit,
-        margin=args.margin,
-        pairs_per_epoch=args.pairs,
-        hard_negatives=args.hard_negatives,
-        augment=None
-        if args.no_augment
-        else dataclasses.replace(DEFAULT_FACE_AUGMENT, max_rotation=args.rotation),
-        sampler=args.sampler,
-        members=args.members,
-        people_per_batch=args.people,
-        faces_per_person=args.faces,
-        batches_per_epoch=args.batches,
     )
     tests = [f.test for f in cv.folds]
-    baseline = pixel_baseline(samples, cv, emb.input_size)
+    size = config.embedding_config.input_size
+    baseline = pixel_baseline(samples, cv, size)
     for name, text in summary(tests).items():
         print(f"{name:18s} {text}   (raw pixels: {summary(baseline)[name]})")
     minutes = f"{sum(f.seconds for f in cv.folds) / 60 / len(cv.folds):.1f}"
     epochs = "/".join(f"{f.epochs}({f.best_epoch + 1})" for f in cv.folds)
     rows = [
-        table_row(_setup_text(args), tests, minutes, epochs),
-        table_row(f"same folds, raw {emb.input_size}px standardised pixels", baseline, "0", "-"),
+        table_row(_setup_text(args, config), tests, minutes, epochs),
+        table_row(f"same folds, raw {size}px standardised pixels", baseline, "0", "-"),
     ]
     print("\n".join(rows))
     if not args.no_record:

@@ -1,4 +1,8 @@
-"""`manage.py evaluate --model-version ID --split test [--dataset NAME] [--json]`."""
+"""`manage.py evaluate --model-version ID --split test [--dataset NAME] [--json]`.
+
+Without ``--dataset`` the detector is evaluated on the dataset it was trained on (the one its
+model version records); ``training.services.evaluate_detector_version`` does the work.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,13 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from inference.runtime import CheckpointError, pick_device
-from inference.yolo import load_detector
-from training.detection import evaluate_detector
-from training.models import ModelKind, ModelVersion
-from training.samples import split_samples
-from webapp.images.models import Dataset
+from training.services import (
+    EVALUATION_SPLITS,
+    TrainingError,
+    dataset_named,
+    detector_version,
+    evaluate_detector_version,
+)
 
 
 class Command(BaseCommand):
@@ -20,52 +25,22 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--model-version", type=int, required=True)
-        parser.add_argument(
-            "--split", default="test", choices=["train", "train_val", "val", "test"]
-        )
+        parser.add_argument("--split", default="test", choices=EVALUATION_SPLITS)
         parser.add_argument("--dataset", help="Default: the dataset the model was trained on.")
         parser.add_argument("--json", action="store_true", help="Print one JSON object.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        version = ModelVersion.objects.filter(
-            pk=options["model_version"], kind=ModelKind.DETECTOR
-        ).first()
-        if version is None:
-            raise CommandError(f"No detector model version {options['model_version']}.")
-        dataset = (
-            Dataset.objects.filter(name=options["dataset"]).first()
-            if options["dataset"]
-            else version.dataset
-        )
-        if dataset is None:
-            raise CommandError("Name a dataset with --dataset (the model's own is unknown).")
-        samples = split_samples(dataset, list(version.class_names)).get(options["split"], [])
-        if not samples:
-            raise CommandError(f"Dataset {dataset.name!r} has no {options['split']} images.")
         try:
-            model = load_detector(
-                version.path,
-                device=pick_device(),
-                expected_sha256=version.sha256,
-            )
-        except CheckpointError as exc:
+            version = detector_version(options["model_version"])
+            dataset = dataset_named(options["dataset"]) if options["dataset"] else None
+            if dataset is None and version.dataset is None:
+                raise TrainingError(
+                    f"Model version {version.pk} ({version.name}) records no dataset it was "
+                    "trained on: name one with --dataset NAME."
+                )
+            result = evaluate_detector_version(version, options["split"], dataset)
+        except TrainingError as exc:
             raise CommandError(str(exc)) from None
-        metrics = evaluate_detector(model, samples, model.config.img_size)
-        names = list(version.class_names)
-        result = {
-            "model_version": version.pk,
-            "dataset": dataset.name,
-            "split": options["split"],
-            "images": len(samples),
-            "map50": metrics.map50,
-            "map50_95": metrics.map50_95,
-            "per_class_ap50": {names[int(k)]: v for k, v in metrics.per_class_ap50.items()},
-            "per_class_ap50_95": {names[int(k)]: v for k, v in metrics.per_class_ap50_95.items()},
-            "precision": metrics.precision,
-            "recall": metrics.recall,
-            "f1": metrics.f1,
-            "score_threshold": metrics.score_threshold,
-        }
         if options["json"]:
             self.stdout.write(json.dumps(result))
             return

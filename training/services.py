@@ -1,0 +1,463 @@
+"""Train, register and evaluate models: the Django side of training, as plain functions.
+
+The ``manage.py`` commands call these, and the training and evaluation jobs will call the
+same ones. They take rows and configuration dataclasses, report through two callbacks
+(``on_progress`` for each step and epoch of ``training.fit.fit``, ``log`` for sentences
+meant for people), raise :class:`TrainingError` with a message for people when a request
+cannot be carried out, and return the new :class:`ModelVersion` or the metrics.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+from django.contrib.auth.models import User
+
+from inference.face_pipeline import largest_face
+from inference.predict import Predictor
+from inference.preprocess import load_rgb
+from inference.runtime import CheckpointError, pick_device
+from inference.siamese import save_verifier
+from inference.verification_metrics import Calibration
+from inference.yolo import YoloConfig, load_detector, save_detector
+from training.augment import AugmentConfig
+from training.detection import (
+    DEFAULT_AUGMENT_CONFIG,
+    DEFAULT_DETECTOR_CONFIG,
+    DEFAULT_FIT_CONFIG,
+    DetectorTrainingResult,
+    evaluate_detector,
+    train_detector,
+)
+from training.fit import FitConfig, Progress, format_seconds
+from training.formats.folders import FaceSample
+from training.models import ModelKind, ModelVersion
+from training.samples import class_names_of, face_samples, split_samples
+from training.verification import (
+    DEFAULT_VERIFIER_TRAIN_CONFIG,
+    VerifierTrainConfig,
+    VerifierTrainingResult,
+    evaluate_verifier,
+    train_verifier,
+)
+from webapp.images.models import Dataset, Task
+
+Log = Callable[[str], object]
+OnProgress = Callable[[Progress], None]
+Splits = dict[str, list[FaceSample]]
+# The operating points the calibration measures (besides the EER point).
+TARGET_FARS = (0.01, 0.001)
+EVALUATION_SPLITS = ("train", "train_val", "val", "test")
+
+
+class TrainingError(ValueError):
+    """A training or evaluation request that cannot be carried out; the message says why."""
+
+
+def _quiet(message: str) -> None:
+    """The default ``log``: say nothing."""
+
+
+@dataclass(frozen=True)
+class Registration:
+    """How a trained model is recorded.
+
+    Attributes:
+        name: the version's name; empty: "<dataset> <kind>".
+        activate: serve it at once (the first version of a kind is always served).
+        command: the command line that reproduces the run, if it came from one.
+        created_by: who asked for it.
+    """
+
+    name: str = ""
+    activate: bool = False
+    command: str = ""
+    created_by: User | None = None
+
+
+@dataclass(frozen=True)
+class DetectorTraining:
+    """What to train for a detector: the configs, the kind to register it as, the seed."""
+
+    # YoloConfig is a mutable dataclass: each DetectorTraining gets its own copy.
+    model_config: YoloConfig = field(default_factory=lambda: copy.deepcopy(DEFAULT_DETECTOR_CONFIG))
+    fit_config: FitConfig = DEFAULT_FIT_CONFIG
+    augment_config: AugmentConfig | None = DEFAULT_AUGMENT_CONFIG
+    kind: str = ModelKind.DETECTOR
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class VerifierTraining:
+    """What to train for a verifier.
+
+    Attributes:
+        config: the pure training configuration (nets, sampler, budget, members).
+        target_far: operate at this false-accept rate (one of :data:`TARGET_FARS`), or
+            ``None`` for the EER point.
+        face_boxes: "detector": faces stored as whole images are framed by the active face
+            detector, exactly as serving frames uploads; "stored": used as stored.
+        seed: seeds training and the evaluation pairs.
+    """
+
+    config: VerifierTrainConfig = DEFAULT_VERIFIER_TRAIN_CONFIG
+    target_far: float | None = None
+    face_boxes: Literal["detector", "stored"] = "detector"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        # Refuse an operating point the calibration does not measure, before any training.
+        if self.target_far is not None and self.target_far not in TARGET_FARS:
+            raise TrainingError(
+                f"target FAR must be one of {TARGET_FARS} (or none, for the EER point), "
+                f"got {self.target_far}"
+            )
+
+
+DEFAULT_REGISTRATION = Registration()
+DEFAULT_DETECTOR_TRAINING = DetectorTraining()
+DEFAULT_VERIFIER_TRAINING = VerifierTraining()
+
+
+# ----------------------------------------------------------------------------- look-ups
+def dataset_named(name: str) -> Dataset:
+    """The dataset called ``name``; :class:`TrainingError` if there is none."""
+    dataset = Dataset.objects.filter(name=name).first()
+    if dataset is None:
+        raise TrainingError(f"No dataset named {name!r}.")
+    return dataset
+
+
+def detector_version(pk: int) -> ModelVersion:
+    """The detector model version ``pk``; :class:`TrainingError` if there is none."""
+    version = ModelVersion.objects.filter(pk=pk, kind=ModelKind.DETECTOR).first()
+    if version is None:
+        raise TrainingError(f"No detector model version {pk}.")
+    return version
+
+
+# ----------------------------------------------------------------------------- detector
+def train_detector_version(
+    dataset: Dataset,
+    training: DetectorTraining = DEFAULT_DETECTOR_TRAINING,
+    registration: Registration = DEFAULT_REGISTRATION,
+    *,
+    device: torch.device | None = None,
+    on_progress: OnProgress | None = None,
+    log: Log = _quiet,
+) -> ModelVersion:
+    """Train a detector on ``dataset``'s train split, register it, return the version.
+
+    Early-stops on the val split; the version's metrics are those of val and, when the
+    dataset has one, test.
+
+    Raises:
+        TrainingError: no train or val images, or a configuration training refuses.
+    """
+    class_names = class_names_of(dataset)
+    splits = split_samples(dataset, class_names)
+    for split in ("train", "val"):
+        if not splits.get(split):
+            raise TrainingError(f"Dataset {dataset.name!r} has no {split} images.")
+    device = device or pick_device()
+    fit_config = training.fit_config
+    log(
+        f"Training on {len(splits['train'])} images, validating on {len(splits['val'])}, "
+        f"classes {class_names}, device {device}, budget "
+        f"{fit_config.max_epochs} epochs / {fit_config.max_minutes or '∞'} minutes."
+    )
+    try:
+        result = train_detector(
+            splits["train"],
+            splits["val"],
+            class_names,
+            model_config=training.model_config,
+            fit_config=fit_config,
+            augment_config=training.augment_config,
+            on_progress=on_progress,
+            seed=training.seed,
+            device=device,
+        )
+    except ValueError as exc:
+        raise TrainingError(str(exc)) from None
+    metrics = {"val": result.metrics.to_dict()}
+    if splits.get("test"):
+        img_size = result.model_config.img_size
+        metrics["test"] = evaluate_detector(result.model, splits["test"], img_size).to_dict()
+    version = _register_detector(dataset, training.kind, result, metrics, registration)
+    for split, values in metrics.items():
+        log(f"{split}: mAP@0.5 {values['map50']:.3f}  mAP@[.5:.95] {values['map50_95']:.3f}")
+    log(
+        f"Stopped: {result.stopped_reason} after {len(result.history)} epochs, "
+        f"{format_seconds(result.elapsed_seconds)}."
+    )
+    return version
+
+
+def _register_detector(
+    dataset: Dataset,
+    kind: str,
+    result: DetectorTrainingResult,
+    metrics: dict[str, Any],
+    registration: Registration,
+) -> ModelVersion:
+    return ModelVersion.register(
+        kind,
+        lambda path: save_detector(path, result.model),
+        activate=registration.activate,
+        name=registration.name or f"{dataset.name} {ModelKind(kind).label.lower()}",
+        config=result.model_config.to_dict(),
+        class_names=list(result.model_config.class_names),
+        metrics=metrics,
+        dataset=dataset,
+        command=registration.command,
+        training_seconds=result.elapsed_seconds,
+        created_by=registration.created_by,
+    )
+
+
+def evaluate_detector_version(
+    version: ModelVersion, split: str, dataset: Dataset | None = None
+) -> dict[str, Any]:
+    """Metrics of a detector version on one split of a dataset (default: its own dataset).
+
+    Returns:
+        JSON-ready: ``model_version``, ``dataset``, ``split``, ``images``, ``map50``,
+        ``map50_95``, per-class AP by class name, precision / recall / F1 at the model's
+        score threshold, and that ``score_threshold``.
+
+    Raises:
+        TrainingError: no dataset (none given and the version records none), no images
+            in the split, or a checkpoint that cannot be loaded.
+    """
+    if split not in EVALUATION_SPLITS:
+        raise TrainingError(f"Unknown split {split!r}; one of {EVALUATION_SPLITS}.")
+    dataset = dataset or version.dataset
+    if dataset is None:
+        raise TrainingError(
+            f"Model version {version.pk} records no dataset of its own: name one to evaluate on."
+        )
+    names = list(version.class_names)
+    samples = split_samples(dataset, names).get(split, [])
+    if not samples:
+        raise TrainingError(f"Dataset {dataset.name!r} has no {split} images.")
+    try:
+        model = load_detector(version.path, device=pick_device(), expected_sha256=version.sha256)
+    except CheckpointError as exc:
+        raise TrainingError(str(exc)) from None
+    metrics = evaluate_detector(model, samples, model.config.img_size)
+    return {
+        "model_version": version.pk,
+        "dataset": dataset.name,
+        "split": split,
+        "images": len(samples),
+        "map50": metrics.map50,
+        "map50_95": metrics.map50_95,
+        "per_class_ap50": {names[int(k)]: v for k, v in metrics.per_class_ap50.items()},
+        "per_class_ap50_95": {names[int(k)]: v for k, v in metrics.per_class_ap50_95.items()},
+        "precision": metrics.precision,
+        "recall": metrics.recall,
+        "f1": metrics.f1,
+        "score_threshold": metrics.score_threshold,
+    }
+
+
+# ----------------------------------------------------------------------------- verifier
+def train_verifier_version(
+    dataset: Dataset,
+    training: VerifierTraining = DEFAULT_VERIFIER_TRAINING,
+    registration: Registration = DEFAULT_REGISTRATION,
+    *,
+    device: torch.device | None = None,
+    on_progress: OnProgress | None = None,
+    log: Log = _quiet,
+) -> ModelVersion:
+    """Train a verifier on a faces dataset's train people, calibrate it, register it.
+
+    Early-stops on the val people's EER, then calibrates on every person the net never
+    trained on (val and test people): ROC, AUC, EER, TAR at FAR 1% and 0.1%, and the
+    decision threshold (:attr:`VerifierTraining.target_far`). The version carries it.
+
+    Raises:
+        TrainingError: not a faces dataset, fewer than 2 train or val people, or a
+            configuration training refuses.
+    """
+    splits = _verifier_splits(dataset, training.face_boxes, log)
+    device = device or pick_device()
+    fit_config = training.config.fit_config
+    log(
+        f"Training on {len(splits['train'])} faces of {_people(splits['train'])} people, "
+        f"validating on {_people(splits['val'])} other people, device {device}, budget "
+        f"{fit_config.max_epochs} epochs / {fit_config.max_minutes} minutes."
+    )
+    try:
+        result = train_verifier(
+            splits["train"],
+            splits["val"],
+            training.config,
+            on_progress=on_progress,
+            seed=training.seed,
+            device=device,
+        )
+    except ValueError as exc:
+        raise TrainingError(str(exc)) from None
+    metrics = _verifier_metrics(result, splits, training)
+    version = _register_verifier(dataset, result, metrics, registration)
+    for split in ("val", "test", "unseen"):
+        if split in metrics:
+            log(f"{split}: {_rates_text(metrics[split])}")
+    log(
+        f"Threshold ({metrics['threshold_rule']}): distance < {metrics['threshold']:.4f} "
+        "means the same person."
+    )
+    log(
+        f"Stopped: {result.stopped_reason} after {len(result.history)} epochs "
+        f"({result.elapsed_seconds / 60:.1f} min)."
+    )
+    return version
+
+
+def _people(samples: list[FaceSample]) -> int:
+    return len({s.identity for s in samples})
+
+
+def _verifier_splits(
+    dataset: Dataset, face_boxes: Literal["detector", "stored"], log: Log
+) -> Splits:
+    """The dataset's faces by split, framed as asked, checked to be enough to train on."""
+    if dataset.task != Task.FACES:
+        raise TrainingError(
+            f"Dataset {dataset.name!r} is a {dataset.task} dataset; import faces with "
+            "`import_dataset PATH --format folders` (one folder per person)."
+        )
+    splits = face_samples(dataset)
+    if face_boxes == "detector":
+        splits = _detector_boxes(splits, log)
+    for split in ("train", "val"):
+        people = _people(splits.get(split, []))
+        if people < 2:
+            raise TrainingError(
+                f"Dataset {dataset.name!r} has {people} {split} people; "
+                "training needs at least 2 in train and 2 in val."
+            )
+    return splits
+
+
+def _detector_boxes(splits: Splits, log: Log) -> Splits:
+    """Frame whole-image faces with the active face detector's largest box, if any.
+
+    Serving crops every upload around the detector's box (plus a margin); a verifier
+    trained on whole images would see a different framing in training than in use.
+    """
+    version = ModelVersion.active(ModelKind.FACE_DETECTOR)
+    if version is None:
+        log("No face detector is active: training on the faces as stored.")
+        return splits
+    detector = Predictor.from_checkpoint(version.path, expected_sha256=version.sha256)
+    framed, total = 0, 0
+    out: Splits = {}
+    for split, samples in splits.items():
+        out[split] = []
+        for sample in samples:
+            if sample.box is None:
+                total += 1
+                box = largest_face(detector, load_rgb(sample.image_path))
+                if box is not None:
+                    framed += 1
+                    sample = dataclasses.replace(sample, box=box)
+            out[split].append(sample)
+    log(
+        f"Face detector {version.pk} framed {framed} of {total} whole-image faces "
+        "(the rest stay whole, as serving uses a small image without a found face)."
+    )
+    return out
+
+
+def threshold_for(calibration: Calibration, target_far: float | None) -> tuple[float, str]:
+    """The decision threshold and its rule: the EER point, or FAR = 1% / 0.1%."""
+    if target_far is None:
+        return calibration.eer_threshold, "eer"
+    if target_far == 0.01:
+        return calibration.threshold_far_1pct, "far=0.01"
+    if target_far == 0.001:
+        return calibration.threshold_far_01pct, "far=0.001"
+    raise TrainingError(f"target FAR must be one of {TARGET_FARS}, got {target_far}")
+
+
+def _verifier_metrics(
+    result: VerifierTrainingResult, splits: Splits, training: VerifierTraining
+) -> dict[str, Any]:
+    """Threshold, calibration on every unseen person, and per-split summaries."""
+    unseen = splits.get("val", []) + splits.get("test", [])
+    calibration = evaluate_verifier(result.model, unseen, rng_seed=training.seed)
+    threshold, rule = threshold_for(calibration, training.target_far)
+    metrics: dict[str, Any] = {
+        "threshold": threshold,
+        "threshold_rule": rule,
+        # 1:K recognition compares a face with every enrolled person, so its chance of
+        # a false accept grows with K: it answers at the stricter FAR = 1% point.
+        "recognition_threshold": calibration.threshold_far_1pct,
+        "recognition_threshold_rule": "far=0.01",
+        "calibration": calibration.to_dict(),
+        "calibration_people": _people(unseen),
+        "val": _summary(result.calibration),
+        "unseen": _summary(calibration),
+    }
+    if splits.get("test"):
+        test = evaluate_verifier(result.model, splits["test"], rng_seed=training.seed)
+        metrics["test"] = _summary(test)
+    return metrics
+
+
+def _register_verifier(
+    dataset: Dataset,
+    result: VerifierTrainingResult,
+    metrics: dict[str, Any],
+    registration: Registration,
+) -> ModelVersion:
+    extra = {"threshold": metrics["threshold"], "threshold_rule": metrics["threshold_rule"]}
+    return ModelVersion.register(
+        ModelKind.VERIFIER,
+        lambda path: save_verifier(path, result.model, extra=extra),
+        activate=registration.activate,
+        name=registration.name or f"{dataset.name} verifier",
+        config={
+            **result.embedding_config.to_dict(),
+            "margin": result.margin,
+            "members": result.members,
+            "output_dim": result.members * result.embedding_config.embedding_dim,
+        },
+        class_names=[],
+        metrics=metrics,
+        dataset=dataset,
+        command=registration.command,
+        training_seconds=result.elapsed_seconds,
+        created_by=registration.created_by,
+    )
+
+
+def _summary(calibration: Calibration) -> dict[str, float]:
+    return {
+        "eer": calibration.eer,
+        "auc": calibration.auc,
+        "tar_at_far_1pct": calibration.tar_at_far_1pct,
+        "tar_at_far_01pct": calibration.tar_at_far_01pct,
+        "eer_threshold": calibration.eer_threshold,
+        "n_same": calibration.n_same,
+        "n_different": calibration.n_different,
+    }
+
+
+def _rates_text(m: dict[str, float]) -> str:
+    def pct(value: float) -> str:
+        return f"{100 * value:.1f}%"
+
+    return (
+        f"EER {pct(m['eer'])}  AUC {m['auc']:.3f}  TAR@FAR=1% {pct(m['tar_at_far_1pct'])}  "
+        f"TAR@FAR=0.1% {pct(m['tar_at_far_01pct'])}"
+    )
