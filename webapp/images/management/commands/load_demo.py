@@ -43,14 +43,23 @@ class Command(BaseCommand):
             f"Demo dataset “{DEMO_DATASET}”: {report.images_added} images added, "
             f"{report.images_existing} already there."
         )
-        version = self._register_model(root / "models" / "detector-bccd", ModelKind.DETECTOR)
+        version = self._register_model(
+            root / "models" / "detector-bccd", ModelKind.DETECTOR, dataset=report.dataset
+        )
         if version is not None:
             self._predict(report.dataset, version)
         for stem, kind in SHIPPED_FACE_MODELS:
             self._register_model(root / "models" / stem, kind)
         self._enroll_demo_people(root / "faces")
 
-    def _register_model(self, stem: Path, kind: str) -> ModelVersion | None:
+    def _register_model(
+        self, stem: Path, kind: str, dataset: Dataset | None = None
+    ) -> ModelVersion | None:
+        """Register the shipped model ``stem`` once; serve it if nothing of its kind serves.
+
+        ``dataset`` is recorded as the model's own (``evaluate`` defaults to it), also on a
+        version registered by an older ``load_demo`` that recorded none.
+        """
         weights, card = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
         label = ModelKind(kind).label.lower()
         if not weights.exists():
@@ -76,8 +85,12 @@ class Command(BaseCommand):
                 metrics=meta.get("metrics", {}),
                 command=meta.get("command", ""),
                 training_seconds=meta.get("training_seconds"),
+                dataset=dataset,
             )
             self.stdout.write(f"Registered the shipped {label} as model version {version.pk}.")
+        elif dataset is not None and version.dataset_id is None:
+            version.dataset = dataset
+            version.save(update_fields=["dataset"])
         if ModelVersion.active(kind) is None:
             version.activate()
         return version
