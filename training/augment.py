@@ -14,8 +14,8 @@ augmentations (see :class:`DetectionAugment`).
 
 The methods are the ones in the deep-learning notes (mirroring, random cropping, colour
 shifting) plus optional grayscale, which lets a detector trained on colour photos also work
-on grey ones. :func:`letterbox` and :func:`unletterbox_boxes` are not random: they resize to
-the model's square input while keeping the aspect ratio, and map predictions back.
+on grey ones. Resizing to the model's square input is not here but in
+``inference.preprocess.letterbox`` (the function serving uses), applied after augmentation.
 """
 
 from __future__ import annotations

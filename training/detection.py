@@ -1,8 +1,9 @@
 """Detector training pipeline: samples -> augmented, letterboxed batches -> fit -> metrics.
 
-Pure numeric code (no Django): the Celery task turns database rows into
-:class:`DetectionSample` s and calls :func:`train_detector`; progress goes out through the
-``on_progress`` callback of :func:`training.fit.fit`.
+Pure numeric code (no Django): ``training.samples.split_samples`` turns a dataset's rows
+into :class:`DetectionSample` s and ``training.services.train_detector_version`` (what
+``manage.py train_detector`` runs) calls :func:`train_detector`; progress goes out through
+the ``on_progress`` callback of :func:`training.fit.fit`.
 
 Coordinates: samples carry boxes in ORIGINAL image pixels (``xyxy`` float32). Augmentation
 works on the original image, then :func:`inference.preprocess.letterbox` (the same function

@@ -62,7 +62,10 @@ class NonFiniteLossError(FloatingPointError):
 
 @dataclass(frozen=True)
 class FitConfig:
-    """Everything that shapes one training run; the API and the search build overrides on it.
+    """Everything that shapes one training run; the tools build overrides on it.
+
+    The commands, the experiments and the bench build them from command-line options with
+    ``training.options.fit_config_from_args``.
 
     Attributes:
         optimizer: "adam" (default), "rmsprop" or "momentum" (SGD with momentum).

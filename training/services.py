@@ -1,7 +1,7 @@
 """Train, register and evaluate models: the Django side of training, as plain functions.
 
-The ``manage.py`` commands call these, and the training and evaluation jobs will call the
-same ones. They take rows and configuration dataclasses, report through two callbacks
+The ``manage.py`` commands call these, and they are written for training and evaluation jobs
+to call as they are: they take rows and configuration dataclasses, report through two callbacks
 (``on_progress`` for each step and epoch of ``training.fit.fit``, ``log`` for sentences
 meant for people), raise :class:`TrainingError` with a message for people when a request
 cannot be carried out, and return the new :class:`ModelVersion` or the metrics.

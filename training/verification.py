@@ -165,7 +165,7 @@ Sampler = Literal["batch", "pairs"]
 
 @dataclass(frozen=True)
 class VerifierTrainConfig:
-    """Everything that shapes training a verifier; the commands, search and the API override it.
+    """Everything that shapes training a verifier; the command and the experiments override it.
 
     Attributes:
         embedding_config: the net's shape.
