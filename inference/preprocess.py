@@ -14,6 +14,7 @@ that differs from the one it was trained on.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,23 +177,30 @@ def _pil_to_array(img: Image.Image) -> NDArray[np.generic]:
     return np.asarray(img)
 
 
-def load_rgb(path: str | Path) -> ImageArray:
-    """Decode an image file into ``uint8 (H, W, 3)`` RGB.
+def load_rgb(source: str | Path | bytes) -> ImageArray:
+    """Decode an image file, or an image's bytes, into ``uint8 (H, W, 3)`` RGB.
 
-    EXIF orientation is applied; grey is replicated to three channels; 16-bit images are
-    scaled to 8 bits; alpha is dropped. PIL decodes first; files PIL cannot identify are
-    tried with OpenCV (e.g. some 16-bit TIFFs).
+    The one image-to-array reader: stored images, uploads held in memory and training
+    files all become pixels here. EXIF orientation is applied; grey is replicated to three
+    channels; 16-bit images are scaled to 8 bits; alpha is dropped. PIL decodes first;
+    files PIL cannot identify are tried with OpenCV (e.g. some 16-bit TIFFs).
 
     Raises:
-        ValueError: the file is not an image either library can decode.
+        ValueError: not an image either library can decode.
     """
+    opened = io.BytesIO(source) if isinstance(source, bytes) else source
     try:
-        with Image.open(path) as img:
+        with Image.open(opened) as img:
             return as_rgb_uint8(_pil_to_array(img))
     except UnidentifiedImageError:
-        decoded = cv2.imread(str(path), cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH)
+        if isinstance(source, bytes):
+            flags = cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH
+            decoded = cv2.imdecode(np.frombuffer(source, np.uint8), flags)
+        else:
+            decoded = cv2.imread(str(source), cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH)
         if decoded is None:
-            raise ValueError(f"{path}: not a readable image") from None
+            where = "the image data" if isinstance(source, bytes) else str(source)
+            raise ValueError(f"{where}: not a readable image") from None
         if decoded.ndim == 3:  # OpenCV is BGR(A)
             code = cv2.COLOR_BGRA2RGBA if decoded.shape[2] == 4 else cv2.COLOR_BGR2RGB
             decoded = cv2.cvtColor(decoded, code)

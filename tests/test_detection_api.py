@@ -75,6 +75,7 @@ def test_predictor_is_loaded_once_and_reloaded_on_switch(tiny_detector):
     [
         ({}, 400, "invalid"),
         ({"image_ids": [424242]}, 404, "unknown_image"),
+        ({"image_ids": [10**25]}, 400, "invalid"),
         ({"image_ids": [1], "min_confidence": 3}, 400, "invalid"),
     ],
 )
@@ -108,36 +109,102 @@ def test_viewer_cannot_detect(viewer_api, tiny_detector):
     assert response.status_code == 403
 
 
-def test_stale_transient_uploads_are_swept(settings, tmp_path):
-    import os
-    import time
-    from pathlib import Path
-
-    from webapp.detection.api import sweep_stale_uploads
-
-    folder = Path(settings.MEDIA_ROOT) / "tmp"
-    folder.mkdir(parents=True, exist_ok=True)
-    old, new = folder / "old.jpg", folder / "new.jpg"
-    old.write_bytes(b"x")
-    new.write_bytes(b"y")
-    two_hours_ago = time.time() - 7200
-    os.utime(old, (two_hours_ago, two_hours_ago))
-    assert sweep_stale_uploads() == 1
-    assert not old.exists() and new.exists()
-
-
 def test_transient_upload_is_deleted_after_detection(labeler_api, tiny_detector, settings):
     from pathlib import Path
 
     from webapp.jobs.models import Job
 
     response = labeler_api.post(
-        "/api/v1/detect/", {"image": SimpleUploadedFile("a.jpg", jpeg_bytes())}, format="multipart"
+        "/api/v1/detect/?wait=0",
+        {"image": SimpleUploadedFile("a.jpg", jpeg_bytes())},
+        format="multipart",
     )
     assert response.status_code == 202
     job = Job.objects.get(pk=response.json()["job"]["id"])
-    temp = Path(job.params["temp_path"])
+    [entry] = job.params["uploads"]
+    temp = Path(settings.MEDIA_ROOT) / entry["stash"]
     assert temp.exists()
     execute_job(job.pk)
     job.refresh_from_db()
     assert job.status == "done" and not temp.exists()
+
+
+def _second_detector(tiny_detector, dataset=None):
+    """Another version of the same weights, trained (as far as the rows say) on ``dataset``."""
+    from training.models import ModelVersion
+
+    return ModelVersion.objects.create(
+        kind=tiny_detector.kind,
+        name="other",
+        file=tiny_detector.file.name,
+        sha256=tiny_detector.sha256,
+        config=tiny_detector.config,
+        class_names=tiny_detector.class_names,
+        dataset=dataset,
+    )
+
+
+@pytest.mark.parametrize("where", ["query", "form"])
+def test_model_version_is_honoured_as_query_parameter_and_form_field(
+    labeler_api, tiny_detector, where
+):
+    other = _second_detector(tiny_detector)
+    url, data = "/api/v1/detect/?wait=0", {"image": SimpleUploadedFile("a.jpg", jpeg_bytes())}
+    if where == "query":
+        url += f"&model_version={other.pk}"
+    else:
+        data["model_version"] = str(other.pk)
+    response = labeler_api.post(url, data, format="multipart")
+    assert response.status_code == 202, response.json()
+    job = Job.objects.get(pk=response.json()["job"]["id"])
+    assert job.params["model_version"] == other.pk
+    execute_job(job.pk)
+    job.refresh_from_db()
+    assert job.status == "done" and job.result["model_version"]["id"] == other.pk
+
+
+def test_an_unknown_model_version_is_refused_before_any_job(labeler_api, tiny_detector):
+    response = labeler_api.post(
+        "/api/v1/detect/?wait=0&model_version=999999",
+        {"image": SimpleUploadedFile("a.jpg", jpeg_bytes())},
+        format="multipart",
+    )
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "unknown_model_version"
+    assert Job.objects.count() == 0
+
+
+@pytest.mark.parametrize("wait", ["abc", "-3", "nan"])
+def test_a_bad_wait_is_refused_before_any_job(labeler_api, tiny_detector, stored_image, wait):
+    response = labeler_api.post(
+        f"/api/v1/detect/?wait={wait}", {"image_ids": [stored_image.pk]}, format="json"
+    )
+    assert response.status_code == 400 and "wait" in response.json()["error"]["message"]
+    assert Job.objects.count() == 0 and not Box.objects.exists()
+
+
+def test_the_images_dataset_own_detector_serves_them_first(
+    labeler_api, tiny_detector, stored_image, dataset
+):
+    own = _second_detector(tiny_detector, dataset=dataset)
+    assert services.detector_choices(dataset)[0] == own
+    assert services.detector_choices(None)[0] == tiny_detector  # the serving one
+    response = labeler_api.post(
+        "/api/v1/detect/?wait=0", {"image_ids": [stored_image.pk]}, format="json"
+    )
+    job = Job.objects.get(pk=response.json()["job"]["id"])
+    assert job.params["model_version"] == own.pk and job.dataset_id == dataset.pk
+    upload = labeler_api.post(
+        "/api/v1/detect/?wait=0",
+        {"image": SimpleUploadedFile("a.jpg", jpeg_bytes()), "dataset": str(dataset.pk)},
+        format="multipart",
+    )
+    assert Job.objects.get(pk=upload.json()["job"]["id"]).params["model_version"] == own.pk
+    plain = labeler_api.post(
+        "/api/v1/detect/?wait=0",
+        {"image": SimpleUploadedFile("b.jpg", jpeg_bytes(seed=3))},
+        format="multipart",
+    )
+    assert Job.objects.get(pk=plain.json()["job"]["id"]).params["model_version"] == (
+        tiny_detector.pk
+    )

@@ -36,13 +36,32 @@ def test_detect_upload_runs_on_the_gpu_queue_worker(tmp_path, labeler_api, tiny_
     assert job.queue == settings.JOB_QUEUE_GPU and job.status == "done"
 
 
-def test_detect_without_wait_returns_the_job(labeler_api, tiny_detector, settings):
+def test_detect_with_wait_0_returns_the_job_at_once(labeler_api, tiny_detector, settings):
     settings.JOBS_IN_PROCESS = True
     response = labeler_api.post(
-        "/api/v1/detect/", {"image": SimpleUploadedFile("a.jpg", jpeg_bytes())}, format="multipart"
+        "/api/v1/detect/?wait=0",
+        {"image": SimpleUploadedFile("a.jpg", jpeg_bytes())},
+        format="multipart",
     )
     assert response.status_code == 202
-    assert response.json()["job"]["kind"] == "detect"
+    job = response.json()["job"]
+    assert job["kind"] == "detect" and job["params"]["uploads"] == [
+        {"name": "a.jpg", "field": "image"}
+    ]
+    assert str(settings.MEDIA_ROOT) not in response.content.decode()
+
+
+def test_detect_waits_for_the_answer_by_default(labeler_api, tiny_detector, settings):
+    settings.JOBS_IN_PROCESS = True  # a thread runs the job: the request's wait sees it done
+    response = labeler_api.post(
+        "/api/v1/detect/",
+        {"image": SimpleUploadedFile("a.jpg", jpeg_bytes()), "min_confidence": "0.0"},
+        format="multipart",
+    )
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert body["predictions"] and body["model_version"]["id"] == tiny_detector.pk
+    assert Job.objects.get(pk=body["job"]).status == "done"
 
 
 def test_deepstack_client_talks_to_our_endpoint(live_server, labeler, tiny_detector, settings):

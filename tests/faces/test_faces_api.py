@@ -41,11 +41,18 @@ def nothing_stored() -> bool:
 
 def test_verify_starts_a_gpu_job_with_the_uploads(labeler_api, tiny_verifier, orl, settings):
     response = labeler_api.post(
-        "/api/v1/faces/verify/",
+        "/api/v1/faces/verify/?wait=0",
         {"source_image": photo(orl(1)), "target_image": photo(orl(2)), "threshold": "0.3"},
         format="multipart",
     )
     assert response.status_code == 202, response.json()
+    shown = response.json()["job"]["params"]
+    assert shown["uploads"] == [
+        {"name": "face.pgm", "field": "source_image"},
+        {"name": "face.pgm", "field": "target_image"},
+    ]
+    assert str(settings.MEDIA_ROOT) not in response.content.decode()
+    assert "tmp/" not in response.content.decode()
     job = Job.objects.get(pk=response.json()["job"]["id"])
     assert job.kind == "verify" and job.queue == settings.JOB_QUEUE_GPU
     assert job.params["threshold"] == 0.3 and job.params["detect_faces"] is True
@@ -53,7 +60,8 @@ def test_verify_starts_a_gpu_job_with_the_uploads(labeler_api, tiny_verifier, or
     job.refresh_from_db()
     assert job.status == "done" and job.result["threshold"] == 0.3
     assert job.result["source_face"]["box"] == {"x1": 0.0, "y1": 0.0, "x2": 92.0, "y2": 112.0}
-    assert not any(Path(u["path"]).exists() for u in job.params["uploads"])  # deleted once read
+    stashes = [Path(settings.MEDIA_ROOT) / u["stash"] for u in job.params["uploads"]]
+    assert len(stashes) == 2 and not any(p.exists() for p in stashes)  # deleted once read
 
 
 @pytest.mark.parametrize(
@@ -116,12 +124,12 @@ def test_verify_refuses_bad_requests_before_any_job(
 
 def test_viewer_may_verify_and_recognize(viewer_api, tiny_verifier, orl):
     verify = viewer_api.post(
-        "/api/v1/faces/verify/",
+        "/api/v1/faces/verify/?wait=0",
         {"source_image": photo(orl(1)), "target_image": photo(orl(1))},
         format="multipart",
     )
     recognize = viewer_api.post(
-        "/api/v1/faces/recognize/", {"image": photo(orl(1))}, format="multipart"
+        "/api/v1/faces/recognize/?wait=0", {"image": photo(orl(1))}, format="multipart"
     )
     assert verify.status_code == 202 and recognize.status_code == 202
 
@@ -164,7 +172,7 @@ def test_no_verifier_is_503_before_any_job(labeler_api, orl):
 
 def test_a_refusal_inside_the_job_is_recorded_with_its_code(labeler_api, tiny_verifier, orl):
     response = labeler_api.post(
-        "/api/v1/faces/recognize/", {"image": photo(orl(1))}, format="multipart"
+        "/api/v1/faces/recognize/?wait=0", {"image": photo(orl(1))}, format="multipart"
     )
     assert response.status_code == 202
     tiny_verifier.__class__.objects.update(is_active=False)  # switched off before it ran
@@ -253,12 +261,12 @@ def test_viewer_reads_but_cannot_change_the_gallery(viewer_api, labeler, tiny_ve
 def test_enroll_one_or_many_photos(labeler_api, tiny_verifier, orl):
     bob = enrollment.create_subject("Bob")
     one = labeler_api.post(
-        f"/api/v1/faces/subjects/{bob.pk}/faces/",
+        f"/api/v1/faces/subjects/{bob.pk}/faces/?wait=0",
         {"image": photo(orl(2, 1), "1.pgm")},
         format="multipart",
     )
     many = labeler_api.post(
-        f"/api/v1/faces/subjects/{bob.pk}/faces/",
+        f"/api/v1/faces/subjects/{bob.pk}/faces/?wait=0",
         {"images": [photo(orl(2, 2), "2.pgm"), photo(orl(2, 3), "3.pgm")], "detect_faces": "false"},
         format="multipart",
     )

@@ -25,25 +25,25 @@ def _key_from_request(request: Request) -> str | None:
     return api_key or None
 
 
+def authenticate_key(key: str) -> tuple[User, ApiToken]:
+    """The user and token an API key belongs to; AuthenticationFailed if none or disabled."""
+    token = (
+        ApiToken.objects.active().select_related("user").filter(key_hash=hash_token(key)).first()
+    )
+    if token is None:
+        raise exceptions.AuthenticationFailed("Invalid or revoked API token.")
+    if not token.user.is_active:
+        raise exceptions.AuthenticationFailed("This account is disabled.")
+    now = timezone.now()
+    if token.last_used_at is None or now - token.last_used_at > _LAST_USED_RESOLUTION:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token.user, token
+
+
 class ApiTokenAuthentication(authentication.BaseAuthentication):
     def authenticate(self, request: Request) -> tuple[User, ApiToken] | None:
         key = _key_from_request(request)
-        if key is None:
-            return None
-        token = (
-            ApiToken.objects.active()
-            .select_related("user")
-            .filter(key_hash=hash_token(key))
-            .first()
-        )
-        if token is None:
-            raise exceptions.AuthenticationFailed("Invalid or revoked API token.")
-        if not token.user.is_active:
-            raise exceptions.AuthenticationFailed("This account is disabled.")
-        now = timezone.now()
-        if token.last_used_at is None or now - token.last_used_at > _LAST_USED_RESOLUTION:
-            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-        return token.user, token
+        return None if key is None else authenticate_key(key)
 
     def authenticate_header(self, request: Request) -> str:
         return "Token"

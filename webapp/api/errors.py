@@ -10,6 +10,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from webapp.jobs.errors import JobError
+
 
 class ApiError(exceptions.APIException):
     """A domain error with its own code, status and details."""
@@ -21,6 +23,10 @@ class ApiError(exceptions.APIException):
         self.status_code = status_code
         self.error_code = code
         self.details = details
+
+    @classmethod
+    def from_error(cls, error: JobError) -> ApiError:
+        return cls(error.code, error.message, status_code=error.status, details=error.details)
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
@@ -38,7 +44,9 @@ def _first_message(detail: Any) -> str:
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    if isinstance(exc, Http404):
+    if isinstance(exc, JobError):  # a service's or a job's refusal, raised in a request
+        exc = ApiError.from_error(exc)
+    elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()

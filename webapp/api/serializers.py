@@ -6,6 +6,7 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from webapp.images.models import Dataset, Image, LabelClass, slug_validator
+from webapp.images.uploads import public_params
 from webapp.jobs.models import Job, JobKind
 
 
@@ -78,6 +79,7 @@ class ImageUploadSerializer(serializers.Serializer[Any]):
 
 class JobSerializer(serializers.ModelSerializer[Job]):
     url = serializers.SerializerMethodField()
+    params = serializers.SerializerMethodField()
 
     class Meta:
         model = Job
@@ -101,6 +103,10 @@ class JobSerializer(serializers.ModelSerializer[Job]):
 
     def get_url(self, obj: Job) -> str:
         return obj.get_absolute_url()
+
+    def get_params(self, obj: Job) -> dict[str, Any]:
+        """The job's parameters as clients may see them: uploads by name, no storage paths."""
+        return public_params(obj.params or {})
 
 
 class JobCreateSerializer(serializers.Serializer[Any]):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.db.models import Count, QuerySet
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema
@@ -24,6 +23,7 @@ from webapp.api.serializers import (
     JobCreateSerializer,
     JobSerializer,
 )
+from webapp.images import uploads
 from webapp.images.ingest import DuplicateImage, default_dataset, ingest_image
 from webapp.images.models import Dataset, Image
 from webapp.images.validation import ImageRejected
@@ -70,26 +70,19 @@ class ImageViewSet(
         upload = ImageUploadSerializer(data=request.data)
         upload.is_valid(raise_exception=True)
         uploaded = upload.validated_data["file"]
-        if uploaded.size and uploaded.size > settings.UPLOAD_MAX_BYTES:
-            raise ApiError(
-                "file_too_large",
-                f"The file is {uploaded.size / 2**20:.1f} MB; "
-                f"the limit is {settings.UPLOAD_MAX_BYTES / 2**20:.1f} MB.",
-                status_code=413,
-            )
+        data = uploads.read_limited(uploaded)
         try:
             image = ingest_image(
-                uploaded.read(),
+                data,
                 dataset=dataset or default_dataset(request.user),  # type: ignore[arg-type]
                 user=request.user,  # type: ignore[arg-type]
                 original_name=uploaded.name or "",
                 source=upload.validated_data["source"],
             )
         except ImageRejected as exc:
-            code = 413 if exc.code in ("file_too_large", "too_many_pixels") else 400
-            raise ApiError(
-                exc.code, exc.message, status_code=code, details={"file": uploaded.name}
-            ) from None
+            refused = uploads.refusal(exc)
+            refused.details = {"file": uploaded.name}
+            raise refused from None
         except DuplicateImage as exc:
             raise ApiError(
                 "duplicate", str(exc), status_code=409, details={"image_id": exc.existing.pk}

@@ -1,149 +1,141 @@
 """Detection endpoints: the native `POST /api/v1/detect/` and DeepStack's
 `POST /v1/vision/detection`, so tools that talk to DeepStack / CodeProject.AI work unchanged.
 
-Both go through a Job on the `gpu` queue; small requests wait for it (`?wait=SECONDS`).
+Both go through a Job on the `gpu` queue and wait for it, as DeepStack and CompreFace
+answer: up to ``?wait=SECONDS`` (default and cap :data:`~webapp.jobs.waiting.MAX_WAIT_S`),
+then 202 with the job; ``?wait=0`` asks for the job at once.
 """
 
 from __future__ import annotations
 
 import time
-import uuid
-from pathlib import Path
 from typing import Any
 
-from django.conf import settings
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
-from rest_framework import serializers, status
+from django.http import QueryDict
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from webapp.accounts.authentication import ApiTokenAuthentication
-from webapp.accounts.models import ApiToken, User, hash_token
+from webapp.accounts.authentication import ApiTokenAuthentication, authenticate_key
+from webapp.accounts.models import ApiToken, User, signed_in_user
 from webapp.api.errors import ApiError
-from webapp.api.serializers import JobSerializer
-from webapp.images.models import Image
-from webapp.images.validation import ImageRejected, decode_upload
-from webapp.jobs.models import Job, JobStatus
+from webapp.api.schema import WAIT_PARAMETER, error_responses
+from webapp.detection.services import resolve_version
+from webapp.images import uploads
+from webapp.images.models import Dataset, Image
+from webapp.jobs.models import Job
 from webapp.jobs.services import start_job
+from webapp.jobs.waiting import job_response, parse_wait, required_result, wait_for_job
 
-MAX_WAIT_S = 60.0
-_POLL_S = 0.02
+# Largest id a database integer column holds: bigger ids are refused, not sent to the query.
+MAX_ID = 2**63 - 1
 
 
 class DetectRequest(serializers.Serializer[Any]):
     image = serializers.FileField(required=False, allow_empty_file=True)
-    image_ids = serializers.ListField(child=serializers.IntegerField(), required=False)
+    image_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=MAX_ID), required=False
+    )
+    dataset = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        max_value=MAX_ID,
+        help_text="Use this dataset's own detector (default: the images' dataset).",
+    )
     min_confidence = serializers.FloatField(
         required=False, default=0.25, min_value=0.0, max_value=1.0
     )
     iou_threshold = serializers.FloatField(
         required=False, default=0.45, min_value=0.0, max_value=1.0
     )
-    model_version = serializers.IntegerField(required=False, allow_null=True)
-
-
-TEMP_MAX_AGE_S = 3600.0
-
-
-def sweep_stale_uploads(now: float | None = None) -> int:
-    """Delete transient uploads older than an hour (their job was cancelled or never ran)."""
-    folder = Path(settings.MEDIA_ROOT) / "tmp"
-    if not folder.is_dir():
-        return 0
-    cutoff = (now or time.time()) - TEMP_MAX_AGE_S
-    stale = [p for p in folder.iterdir() if p.is_file() and p.stat().st_mtime < cutoff]
-    for path in stale:
-        path.unlink(missing_ok=True)
-    return len(stale)
-
-
-def stash_upload(uploaded: Any) -> str:
-    """Validate an uploaded image like any upload and keep it where the worker can read it.
-
-    The detect job deletes the file once read; files whose job never ran are swept here.
-    """
-    sweep_stale_uploads()
-    if uploaded.size and uploaded.size > settings.UPLOAD_MAX_BYTES:
-        raise ImageRejected("file_too_large", "The image is larger than the upload limit.")
-    decoded = decode_upload(
-        uploaded.read(), max_bytes=settings.UPLOAD_MAX_BYTES, max_pixels=settings.UPLOAD_MAX_PIXELS
+    model_version = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=MAX_ID
     )
-    name = default_storage.save(
-        f"tmp/{uuid.uuid4().hex}{decoded.extension}", ContentFile(decoded.content)
-    )
-    return default_storage.path(name)
 
 
-def wait_for_job(job: Job, wait_s: float) -> Job:
-    deadline = time.monotonic() + min(max(wait_s, 0.0), MAX_WAIT_S)
-    while time.monotonic() < deadline:
-        job.refresh_from_db()
-        if not job.is_active:
-            return job
-        time.sleep(_POLL_S)
-    job.refresh_from_db()
-    return job
+def _with_query(request: Request, names: tuple[str, ...]) -> Any:
+    """The body's fields, with query parameters filling in those the body does not send."""
+    if isinstance(request.data, QueryDict):
+        data: Any = QueryDict(mutable=True)
+        for key in request.data:
+            data.setlist(key, request.data.getlist(key))
+    else:
+        data = dict(request.data)
+    for name in names:
+        if name not in data and name in request.query_params:
+            data[name] = request.query_params[name]
+    return data
 
 
-def parse_wait(request: Request, default: float = 0.0) -> float:
-    raw = request.query_params.get("wait")
-    if raw is None:
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ApiError("invalid", f"wait must be a number of seconds, got {raw!r}.") from None
+def _dataset_of(ids: list[int], dataset_id: int | None) -> Dataset | None:
+    """The dataset whose own detector serves the request; the images must exist."""
+    images = dict(Image.objects.filter(pk__in=ids).values_list("pk", "dataset_id"))
+    missing = sorted(set(ids) - set(images))
+    if missing:
+        raise ApiError(
+            "unknown_image",
+            f"No image with id {missing[0]}.",
+            status_code=404,
+            details={"missing": missing},
+        )
+    wanted = dataset_id or (images[ids[0]] if ids else None)
+    if wanted is None:
+        return None
+    dataset = Dataset.objects.filter(pk=wanted).first()
+    if dataset is None:
+        raise ApiError("unknown_dataset", f"Dataset {wanted} does not exist.", status_code=404)
+    return dataset
 
 
-def start_detection(user: User, params: dict[str, Any], upload: Any | None) -> Job:
+def start_detection(
+    user: User, params: dict[str, Any], upload: Any | None, dataset: Dataset | None
+) -> Job:
+    """Resolve the model (404/503 now, not as a failed job), stash the upload, start."""
+    version = resolve_version(params.get("model_version"), dataset=dataset)
+    params = {**params, "model_version": version.pk}
     if upload is not None:
-        try:
-            params["temp_path"] = stash_upload(upload)
-        except ImageRejected as exc:
-            code = 413 if exc.code in ("file_too_large", "too_many_pixels") else 400
-            raise ApiError(exc.code, exc.message, status_code=code) from None
-    return start_job("detect", user=user, params=params)
+        content = uploads.decode(uploads.read_limited(upload)).content
+        params["uploads"] = [uploads.stash(content, name=upload.name or "", field="image")]
+    return start_job("detect", user=user, dataset=dataset, params=params)
 
 
 class DetectView(APIView):
     parser_classes = [MultiPartParser, FormParser, JSONParser]
 
+    @extend_schema(
+        request={"multipart/form-data": DetectRequest, "application/json": DetectRequest},
+        parameters=[
+            WAIT_PARAMETER,
+            OpenApiParameter("model_version", int, description="Same as the form field."),
+        ],
+        responses={200: dict, 202: dict, **error_responses(400, 401, 403, 404, 413, 503, 504)},
+    )
     def post(self, request: Request) -> Response:
-        payload = DetectRequest(data=request.data)
+        wait_s = parse_wait(request)
+        payload = DetectRequest(data=_with_query(request, ("model_version", "dataset")))
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
         upload, ids = data.get("image"), data.get("image_ids") or []
         if (upload is None) == (not ids):
             raise ApiError("invalid", "Send either an `image` file or `image_ids`, not both.")
-        missing = sorted(
-            set(ids) - set(Image.objects.filter(pk__in=ids).values_list("pk", flat=True))
-        )
-        if missing:
-            raise ApiError(
-                "unknown_image",
-                f"No image with id {missing[0]}.",
-                status_code=404,
-                details={"missing": missing},
-            )
+        dataset = _dataset_of(ids, data.get("dataset"))
         params = {
             "min_confidence": data["min_confidence"],
             "iou_threshold": data["iou_threshold"],
             "model_version": data.get("model_version"),
             "image_ids": ids,
         }
-        job = wait_for_job(start_detection(request.user, params, upload), parse_wait(request))  # type: ignore[arg-type]
-        if job.status == JobStatus.DONE:
-            body = dict(job.result or {})
-            body["job"] = job.pk
-            if upload is None and len(ids) == 1:
-                body.update(body["images"][0])
-            return Response(body)
-        if job.status == JobStatus.FAILED:
-            raise ApiError("detection_failed", job.error, status_code=422, details={"job": job.pk})
-        return Response({"job": JobSerializer(job).data}, status=status.HTTP_202_ACCEPTED)
+        job = start_detection(signed_in_user(request.user), params, upload, dataset)
+
+        def single(result: dict[str, Any]) -> dict[str, Any]:
+            one = upload is None and len(ids) == 1
+            return {**result, **result["images"][0]} if one else result
+
+        return job_response(wait_for_job(job, wait_s), shape=single)
 
 
 class DeepStackAuthentication(ApiTokenAuthentication):
@@ -154,19 +146,15 @@ class DeepStackAuthentication(ApiTokenAuthentication):
         if found is not None:
             return found
         key = request.POST.get("api_key", "").strip()
-        if not key:
-            return None
-        token = (
-            ApiToken.objects.active()
-            .select_related("user")
-            .filter(key_hash=hash_token(key))
-            .first()
-        )
-        if token is None or not token.user.is_active:
-            from rest_framework.exceptions import AuthenticationFailed
+        return authenticate_key(key) if key else None
 
-            raise AuthenticationFailed("Invalid or revoked API key.")
-        return token.user, token
+
+class DeepStackRequest(serializers.Serializer[Any]):
+    """DeepStack's form, as its clients send it (documented; the view reads it itself)."""
+
+    image = serializers.FileField()
+    min_confidence = serializers.FloatField(required=False, default=0.45)
+    api_key = serializers.CharField(required=False, help_text="Instead of a token header.")
 
 
 class DeepStackDetectionView(APIView):
@@ -183,7 +171,14 @@ class DeepStackDetectionView(APIView):
         }
         return response
 
+    @extend_schema(
+        request={"multipart/form-data": DeepStackRequest},
+        parameters=[WAIT_PARAMETER],
+        responses={200: dict, **error_responses(400, 401, 413, 503, 504)},
+        tags=["deepstack"],
+    )
     def post(self, request: Request) -> Response:
+        wait_s = parse_wait(request)
         upload = request.FILES.get("image")
         if upload is None:
             raise ApiError("invalid", "No `image` file in the request.")
@@ -194,12 +189,9 @@ class DeepStackDetectionView(APIView):
         if not 0.0 <= min_confidence <= 1.0:
             raise ApiError("invalid", "min_confidence must be a number between 0 and 1.")
         began = time.perf_counter()
-        job = start_detection(request.user, {"min_confidence": min_confidence}, upload)  # type: ignore[arg-type]
-        job = wait_for_job(job, parse_wait(request, default=MAX_WAIT_S))
-        if job.status != JobStatus.DONE:
-            message = job.error or "Detection did not finish in time; is a worker running?"
-            raise ApiError("detection_failed", message, status_code=500)
-        result = job.result or {}
+        user = signed_in_user(request.user)
+        job = start_detection(user, {"min_confidence": min_confidence}, upload, None)
+        result = required_result(wait_for_job(job, wait_s))
         predictions = [
             {
                 **p,

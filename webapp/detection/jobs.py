@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 from inference.preprocess import load_rgb
 from webapp.detection.services import (
     DetectOptions,
-    NoModel,
     detect_arrays,
     elapsed_ms,
     get_predictor,
@@ -17,10 +15,12 @@ from webapp.detection.services import (
     resolve_version,
     store_model_boxes,
 )
+from webapp.images import uploads
 from webapp.images.models import Image
 from webapp.images.pixels import image_rgb
+from webapp.jobs.errors import JobError
 from webapp.jobs.registry import register
-from webapp.jobs.runner import JobContext, JobError
+from webapp.jobs.runner import JobContext
 
 BATCH = 8
 
@@ -35,14 +35,12 @@ def _options(params: dict[str, Any]) -> DetectOptions:
 @register("detect", uses_model=True)
 def detect(ctx: JobContext) -> dict[str, Any]:
     params = ctx.params
-    try:
-        version = resolve_version(params.get("model_version"))
-    except NoModel as exc:
-        raise JobError(str(exc)) from None
+    version = resolve_version(params.get("model_version"))
     predictor = get_predictor(version)
     options = _options(params)
-    if params.get("temp_path"):
-        return _detect_transient(Path(params["temp_path"]), predictor, options, version)
+    stashed = uploads.stash_entries(params)
+    if stashed:
+        return _detect_transient(stashed[0], predictor, options, version)
     ids = [int(i) for i in params.get("image_ids", [])]
     images = list(Image.objects.filter(pk__in=ids).select_related("dataset"))
     if not images:
@@ -74,14 +72,9 @@ def detect(ctx: JobContext) -> dict[str, Any]:
 
 
 def _detect_transient(
-    path: Path, predictor: Any, options: DetectOptions, version: Any
+    entry: dict[str, str], predictor: Any, options: DetectOptions, version: Any
 ) -> dict[str, Any]:
-    try:
-        pixels = load_rgb(path)
-    except OSError as exc:
-        raise JobError(f"The uploaded image is no longer readable: {exc}") from None
-    finally:
-        path.unlink(missing_ok=True)
+    pixels = load_rgb(uploads.stashed_bytes(entry))
     began = time.perf_counter()
     [found] = detect_arrays(predictor, [pixels], options)
     return {

@@ -18,22 +18,58 @@ from django.db import transaction
 from inference.predict import Detections, Predictor
 from training.models import ModelKind, ModelVersion
 from webapp.images.importers import class_color
-from webapp.images.models import Box, BoxOrigin, Image, ImageStatus, LabelClass
+from webapp.images.models import Box, BoxOrigin, Dataset, Image, ImageStatus, LabelClass
+from webapp.jobs.errors import JobError
 
 _cache_lock = threading.Lock()
 _cache: dict[str, tuple[int, str, Predictor]] = {}
 
 
-class NoModel(Exception):
-    """No detector is available to serve the request."""
+class NoModel(JobError):
+    """No detector is available to serve the request (or the one asked for is unknown)."""
+
+    def __init__(self, message: str, *, code: str = "no_model", status: int = 503) -> None:
+        super().__init__(message, code=code, status=status)
 
 
-def resolve_version(version_id: int | None, kind: str = ModelKind.DETECTOR) -> ModelVersion:
+def detector_choices(dataset: Dataset | None, kind: str = ModelKind.DETECTOR) -> list[ModelVersion]:
+    """Versions of ``kind`` in the order to offer them for ``dataset``'s images.
+
+    The dataset's own detectors (trained on it) come first, the serving one first among
+    them, then the newest; then every other version, the serving one first. Running the
+    blood-cell detector on a street photo is then a choice the list offers, not the
+    only option.
+    """
+    versions = list(ModelVersion.objects.filter(kind=kind).select_related("dataset"))
+
+    def rank(version: ModelVersion) -> tuple[bool, bool, float]:
+        own = dataset is not None and version.dataset_id == dataset.pk
+        return (not own, not version.is_active, -version.created_at.timestamp())
+
+    return sorted(versions, key=rank)
+
+
+def resolve_version(
+    version_id: int | None, kind: str = ModelKind.DETECTOR, dataset: Dataset | None = None
+) -> ModelVersion:
+    """The version asked for, else the first of :func:`detector_choices` for ``dataset``.
+
+    Raises:
+        NoModel: 404 for an unknown id, 503 when there is no version of ``kind`` at all.
+    """
     if version_id is not None:
         version = ModelVersion.objects.filter(pk=version_id, kind=kind).first()
         if version is None:
-            raise NoModel(f"There is no {kind} model version {version_id}.")
+            raise NoModel(
+                f"There is no {kind} model version {version_id}.",
+                code="unknown_model_version",
+                status=404,
+            )
         return version
+    if dataset is not None:
+        choices = detector_choices(dataset, kind)
+        if choices and choices[0].dataset_id == dataset.pk:
+            return choices[0]
     active = ModelVersion.active(kind)
     if active is None:
         raise NoModel(f"No {kind} model is active yet: train one or activate a version.")

@@ -11,12 +11,8 @@ renaming and deleting need a labeler or admin.
 from __future__ import annotations
 
 import math
-import uuid
 from typing import Any
 
-from django.conf import settings
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field
@@ -31,13 +27,15 @@ from rest_framework.views import APIView
 from webapp.accounts.models import signed_in_user
 from webapp.accounts.permissions import RolePermission
 from webapp.api.errors import ApiError
+from webapp.api.schema import WAIT_PARAMETER, error_responses
 from webapp.api.serializers import JobSerializer
-from webapp.detection.api import parse_wait, sweep_stale_uploads, wait_for_job
 from webapp.faces import enrollment, services
 from webapp.faces.models import Face, Subject
 from webapp.faces.services import FaceError, UploadedImage
-from webapp.jobs.models import Job, JobStatus
+from webapp.images import uploads
+from webapp.jobs.models import Job
 from webapp.jobs.services import start_job
+from webapp.jobs.waiting import job_response, parse_wait, wait_for_job
 
 # ---------------------------------------------------------------------------- plumbing
 
@@ -51,71 +49,20 @@ class FacesPermission(RolePermission):
         return super().has_permission(request, view)
 
 
-class FaceErrorsMixin:
-    """Answer a FaceError with the API's one error body."""
-
-    def handle_exception(self, exc: Exception) -> Response:
-        if isinstance(exc, FaceError):
-            exc = ApiError(exc.code, exc.message, status_code=exc.status, details=exc.details)
-        return super().handle_exception(exc)  # type: ignore[misc,no-any-return]
-
-
 def read_upload(uploaded: Any, field: str) -> UploadedImage:
     """Validate one uploaded file (size first, then its pixels)."""
-    if uploaded.size and uploaded.size > settings.UPLOAD_MAX_BYTES:
-        raise FaceError(
-            "file_too_large",
-            f"{field}: the file is larger than the upload limit "
-            f"({settings.UPLOAD_MAX_BYTES / 2**20:.1f} MB).",
-            status=413,
-            details={"field": field},
-        )
-    return services.read_image(uploaded.read(), uploaded.name or "", field=field)
+    return services.read_image(uploads.read_limited(uploaded, field), uploaded.name or "", field)
 
 
 def stash(upload: UploadedImage, field: str) -> dict[str, str]:
     """Keep a validated upload where the worker can read it; the job deletes it."""
-    sweep_stale_uploads()
-    name = default_storage.save(f"tmp/{uuid.uuid4().hex}.upload", ContentFile(upload.data))
-    return {"path": default_storage.path(name), "name": upload.name, "field": field}
+    return uploads.stash(upload.data, name=upload.name, field=field)
 
 
-def run_job(request: Request, kind: str, params: dict[str, Any], default_wait: float) -> Job:
-    """Start a face job and wait for it as the request asks (``?wait=SECONDS``)."""
+def run_job(request: Request, kind: str, params: dict[str, Any], wait_s: float) -> Job:
+    """Start a face job as the signed-in user and wait for it up to ``wait_s``."""
     job = start_job(kind, user=signed_in_user(request.user), params=params)
-    return wait_for_job(job, parse_wait(request, default_wait))
-
-
-def job_error(job: Job) -> ApiError:
-    """The failed or unfinished job as an API error."""
-    if job.status == JobStatus.CANCELLED:
-        return ApiError("job_cancelled", f"Job {job.pk} was cancelled.", status_code=409)
-    recorded = (job.result or {}).get("error") if isinstance(job.result, dict) else None
-    if isinstance(recorded, dict):
-        details = {**(recorded.get("details") or {}), "job": job.pk}
-        return ApiError(
-            str(recorded["code"]),
-            str(recorded["message"]),
-            status_code=int(recorded["status"]),
-            details=details,
-        )
-    if job.status == JobStatus.FAILED:
-        return ApiError("job_failed", job.error, status_code=500, details={"job": job.pk})
-    return ApiError(
-        "not_finished",
-        f"Job {job.pk} did not finish in time; is a worker running?",
-        status_code=503,
-        details={"job": job.pk},
-    )
-
-
-def job_response(job: Job, *, done_status: int = status.HTTP_200_OK) -> Response:
-    """200 with the result, 202 with the job while it runs, or the job's error."""
-    if job.status == JobStatus.DONE:
-        return Response({**(job.result or {}), "job": job.pk}, status=done_status)
-    if job.is_active:
-        return Response({"job": JobSerializer(job).data}, status=status.HTTP_202_ACCEPTED)
-    raise job_error(job)
+    return wait_for_job(job, wait_s)
 
 
 @extend_schema_field(OpenApiTypes.STR)
@@ -192,14 +139,14 @@ def start_verification(
     source: UploadedImage,
     target: UploadedImage,
     options: dict[str, Any],
-    default_wait: float,
+    wait_s: float,
 ) -> Job:
     """Check the request, then run the verify job."""
     params = verification_params(source, target, options)
-    return run_job(request, "verify", params, default_wait)
+    return run_job(request, "verify", params, wait_s)
 
 
-class VerifyView(FaceErrorsMixin, APIView):
+class VerifyView(APIView):
     """``POST /api/v1/faces/verify/``: are the faces of two photos the same person?"""
 
     permission_classes = [FacesPermission]
@@ -207,14 +154,23 @@ class VerifyView(FaceErrorsMixin, APIView):
     parser_classes = [MultiPartParser, FormParser]
     read_like = True
 
-    @extend_schema(request=VerifyRequest, responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        request={"multipart/form-data": VerifyRequest},
+        parameters=[WAIT_PARAMETER],
+        responses={
+            200: OpenApiTypes.OBJECT,
+            202: OpenApiTypes.OBJECT,
+            **error_responses(400, 401, 413, 422, 503, 504),
+        },
+    )
     def post(self, request: Request) -> Response:
+        wait_s = parse_wait(request)
         payload = VerifyRequest(data=request.data)
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
         source = read_upload(data["source_image"], "source_image")
         target = read_upload(data["target_image"], "target_image")
-        return job_response(start_verification(request, source, target, data, 0.0))
+        return job_response(start_verification(request, source, target, data, wait_s))
 
 
 # ---------------------------------------------------------------------------- recognize
@@ -248,13 +204,13 @@ def recognition_params(upload: UploadedImage, options: dict[str, Any]) -> dict[s
 
 
 def start_recognition(
-    request: Request, upload: UploadedImage, options: dict[str, Any], default_wait: float
+    request: Request, upload: UploadedImage, options: dict[str, Any], wait_s: float
 ) -> Job:
     """Check the request, then run the recognize job."""
-    return run_job(request, "recognize", recognition_params(upload, options), default_wait)
+    return run_job(request, "recognize", recognition_params(upload, options), wait_s)
 
 
-class RecognizeView(FaceErrorsMixin, APIView):
+class RecognizeView(APIView):
     """``POST /api/v1/faces/recognize/``: who are the people in this photo?"""
 
     permission_classes = [FacesPermission]
@@ -262,13 +218,22 @@ class RecognizeView(FaceErrorsMixin, APIView):
     parser_classes = [MultiPartParser, FormParser]
     read_like = True
 
-    @extend_schema(request=RecognizeRequest, responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        request={"multipart/form-data": RecognizeRequest},
+        parameters=[WAIT_PARAMETER],
+        responses={
+            200: OpenApiTypes.OBJECT,
+            202: OpenApiTypes.OBJECT,
+            **error_responses(400, 401, 413, 422, 503, 504),
+        },
+    )
     def post(self, request: Request) -> Response:
+        wait_s = parse_wait(request)
         payload = RecognizeRequest(data=request.data)
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
         upload = read_upload(data["image"], "image")
-        return job_response(start_recognition(request, upload, data, 0.0))
+        return job_response(start_recognition(request, upload, data, wait_s))
 
 
 # ---------------------------------------------------------------------------- subjects
@@ -288,6 +253,14 @@ class EnrollRequest(serializers.Serializer[Any]):
     box = BoxField(required=False, allow_null=True)
 
 
+class EnrollUpload(EnrollRequest):
+    """The enroll body as the schema shows it; the view reads the files itself."""
+
+    image = serializers.ListField(
+        child=serializers.FileField(), help_text="One photo per face; repeat for several."
+    )
+
+
 def enrollment_uploads(request: Request) -> list[UploadedImage]:
     """The photos of an enroll request: ``image`` (repeatable) and ``images``."""
     files = request.FILES.getlist("image") + request.FILES.getlist("images")
@@ -300,31 +273,38 @@ def enrollment_uploads(request: Request) -> list[UploadedImage]:
     return [read_upload(f, f.name or "image") for f in files]
 
 
+def enrollment_params(
+    subject: Subject, photos: list[UploadedImage], options: dict[str, Any]
+) -> dict[str, Any]:
+    """The enroll job's params, after refusing what needs no model (no verifier, duplicates,
+    no detector for a photo): the API and the person page both start jobs from these."""
+    services.active_verifier()  # 503 now rather than a failed job
+    if options.get("box") is not None and len(photos) > 1:
+        raise FaceError("invalid", "box: give a box only with a single photo.")
+    enrollment.refuse_duplicates(subject, photos)
+    detect = bool(options.get("detect_faces", True))
+    for photo in photos:
+        check_detector(photo, detect, options.get("box"), photo.name or "image")
+    return {
+        "subject": subject.pk,
+        "uploads": [stash(p, p.name or "image") for p in photos],
+        "detect_faces": detect,
+        "box": options.get("box"),
+    }
+
+
 def start_enrollment(
     request: Request,
     subject: Subject,
-    uploads: list[UploadedImage],
+    photos: list[UploadedImage],
     options: dict[str, Any],
-    default_wait: float,
+    wait_s: float,
 ) -> Job:
-    """Refuse what needs no model (duplicates, no detector), then run the enroll job."""
-    services.active_verifier()  # 503 now rather than a failed job
-    if options.get("box") is not None and len(uploads) > 1:
-        raise FaceError("invalid", "box: give a box only with a single photo.")
-    enrollment.refuse_duplicates(subject, uploads)
-    for upload in uploads:
-        check_detector(upload, options["detect_faces"], options.get("box"), upload.name or "image")
-    params = {
-        "subject": subject.pk,
-        "uploads": [stash(u, u.name or "image") for u in uploads],
-        "detect_faces": options["detect_faces"],
-        "box": options.get("box"),
-    }
-    return run_job(request, "enroll", params, default_wait)
+    """Check the request, then run the enroll job."""
+    return run_job(request, "enroll", enrollment_params(subject, photos, options), wait_s)
 
 
 class SubjectViewSet(
-    FaceErrorsMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
@@ -364,7 +344,18 @@ class SubjectViewSet(
     def perform_destroy(self, instance: Subject) -> None:
         enrollment.delete_subject(instance)
 
-    @extend_schema(request=EnrollRequest, responses=OpenApiTypes.OBJECT)
+    @extend_schema(methods=["GET"], responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        methods=["POST"],
+        request={"multipart/form-data": EnrollUpload},
+        parameters=[WAIT_PARAMETER],
+        responses={
+            200: OpenApiTypes.OBJECT,
+            201: OpenApiTypes.OBJECT,
+            202: OpenApiTypes.OBJECT,
+            **error_responses(400, 401, 403, 404, 409, 413, 422, 503, 504),
+        },
+    )
     @action(detail=True, methods=["get", "post"], url_path="faces")
     def faces(self, request: Request, pk: str | None = None) -> Response:
         """GET: the subject's faces. POST: enroll one face per photo (`image`, repeatable)."""
@@ -376,15 +367,15 @@ class SubjectViewSet(
             )
             rows = [enrollment.face_json(f) for f in (page if page is not None else faces)]
             return self.get_paginated_response(rows) if page is not None else Response(rows)
+        wait_s = parse_wait(request)
         options = EnrollRequest(data=request.data)
         options.is_valid(raise_exception=True)
-        uploads = enrollment_uploads(request)
-        job = start_enrollment(request, subject, uploads, options.validated_data, 0.0)
+        photos = enrollment_uploads(request)
+        job = start_enrollment(request, subject, photos, options.validated_data, wait_s)
         return job_response(job, done_status=status.HTTP_201_CREATED)
 
 
 class FaceViewSet(
-    FaceErrorsMixin,
     mixins.RetrieveModelMixin,
     mixins.DestroyModelMixin,
     viewsets.GenericViewSet[Face],
@@ -407,7 +398,7 @@ class FaceViewSet(
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class ReembedView(FaceErrorsMixin, APIView):
+class ReembedView(APIView):
     """``POST /api/v1/faces/reembed/`` (admins): recompute stale embeddings now."""
 
     permission_classes = [FacesPermission]

@@ -40,12 +40,9 @@ from rest_framework.views import APIView
 
 from webapp.accounts.models import signed_in_user
 from webapp.api.errors import ApiError
-from webapp.detection.api import MAX_WAIT_S, parse_wait
 from webapp.faces import enrollment, services
 from webapp.faces.api import (
-    FaceErrorsMixin,
     FacesPermission,
-    job_error,
     read_upload,
     start_enrollment,
     start_recognition,
@@ -53,7 +50,8 @@ from webapp.faces.api import (
 )
 from webapp.faces.models import Face, Subject
 from webapp.faces.services import FaceError, UploadedImage
-from webapp.jobs.models import Job, JobStatus
+from webapp.jobs.models import JobStatus
+from webapp.jobs.waiting import job_failure, parse_wait, required_result
 
 # Our error codes -> CompreFace's numeric codes (com.exadel.frs ExceptionCode).
 CODES = {
@@ -84,7 +82,7 @@ compat_schema = extend_schema(
 )
 
 
-class CompreFaceView(FaceErrorsMixin, APIView):
+class CompreFaceView(APIView):
     parser_classes = [MultiPartParser, FormParser, JSONParser]
     permission_classes = [FacesPermission]
 
@@ -135,13 +133,6 @@ def query_number(
     return value
 
 
-def finished(job: Job) -> dict[str, Any]:
-    """The result of a job the request waited for, or the CompreFace-shaped error."""
-    if job.status != JobStatus.DONE:
-        raise job_error(job)
-    return dict(job.result or {})
-
-
 def cf_box(box: dict[str, float], score: float) -> dict[str, Any]:
     return {
         "probability": round(float(score), 5),
@@ -154,11 +145,6 @@ def cf_box(box: dict[str, float], score: float) -> dict[str, Any]:
 
 def gallery_subject(name: str) -> Subject:
     return enrollment.get_subject(name=" ".join(name.split()))
-
-
-def wait_s(request: Request) -> float:
-    """CompreFace clients expect the answer in the response: wait up to a minute."""
-    return parse_wait(request, MAX_WAIT_S)
 
 
 # ---------------------------------------------------------------------------- verification
@@ -175,8 +161,8 @@ class VerificationView(CompreFaceView):
         min_score = query_number(request, "det_prob_threshold", 0.0, low=0.0, high=1.0)
         source = image_field(request, "source_image")
         target = image_field(request, "target_image")
-        job = start_verification(request, source, target, {}, wait_s(request))
-        result = finished(job)
+        job = start_verification(request, source, target, {}, parse_wait(request))
+        result = required_result(job)
         source = result["source_face"]
         matches = [m for m in result["matches"] if m["score"] >= min_score]
         return Response(
@@ -214,8 +200,8 @@ class RecognizeView(CompreFaceView):
             "detect_faces": True,
         }
         upload = image_field(request, "file")
-        job = start_recognition(request, upload, options, wait_s(request))
-        faces = finished(job)["faces"]
+        job = start_recognition(request, upload, options, parse_wait(request))
+        faces = required_result(job)["faces"]
         return Response(
             {
                 "result": [
@@ -247,16 +233,16 @@ class FacesView(CompreFaceView):
         subject, created = subject_for_enrollment(request, name)
         try:
             job = start_enrollment(
-                request, subject, [upload], {"detect_faces": True}, wait_s(request)
+                request, subject, [upload], {"detect_faces": True}, parse_wait(request)
             )
             if job.status != JobStatus.DONE and not job.is_active:
-                raise job_error(job)
+                raise job_failure(job)
         except Exception:
             if created:  # the subject only its first example would have created
                 Subject.objects.filter(pk=subject.pk, faces__isnull=True).delete()
             raise
         if job.is_active:
-            raise job_error(job)  # still running: the subject stays for its example
+            raise job_failure(job)  # still running: the subject stays for its example
         face = (job.result or {})["faces"][0]
         return Response(
             {"image_id": str(face["id"]), "subject": subject.name}, status=status.HTTP_201_CREATED

@@ -1,67 +1,33 @@
 """Face jobs on the `gpu` queue: verify, enroll, recognize and reembed.
 
-Uploads reach the worker as files under ``MEDIA_ROOT/tmp`` (validated by the view first),
-deleted once read. A refused request (no face, duplicate, ...) fails the job with the
-service's message, and its code and status are kept in the job's ``result["error"]`` so
-the API can answer with the right status once it has waited for the job.
+Uploads reach the worker stashed by :mod:`webapp.images.uploads` (validated by the view
+first; the runner deletes them when the job ends). A refused request (no face,
+duplicate, ...) raises ``FaceError``, a ``JobError``: the runner records its code and
+status in the job's ``result["error"]``, so whoever waits for the job answers with them.
 """
 
 from __future__ import annotations
 
-import functools
-from pathlib import Path
 from typing import Any
 
 from webapp.faces import enrollment, services
 from webapp.faces.reembed import reembed_faces
-from webapp.faces.services import FaceError, UploadedImage
-from webapp.jobs.models import Job
-from webapp.jobs.registry import Handler, register
-from webapp.jobs.runner import JobContext, JobError
+from webapp.faces.services import UploadedImage
+from webapp.images import uploads
+from webapp.jobs.registry import register
+from webapp.jobs.runner import JobContext
 
 
-def _refusals_recorded(handler: Handler) -> Handler:
-    """Turn a FaceError into a failed job whose result names the error's code and status."""
-
-    @functools.wraps(handler)
-    def run(ctx: JobContext) -> dict[str, Any]:
-        try:
-            return handler(ctx)
-        except FaceError as exc:
-            Job.objects.filter(pk=ctx.job.pk).update(result={"error": exc.as_dict()})
-            raise JobError(exc.message) from None
-        finally:
-            _remove_uploads(ctx.params)
-
-    return run
-
-
-def _upload_entries(params: dict[str, Any]) -> list[dict[str, str]]:
-    return [e for e in params.get("uploads", []) if isinstance(e, dict)]
-
-
-def _remove_uploads(params: dict[str, Any]) -> None:
-    for entry in _upload_entries(params):
-        Path(entry["path"]).unlink(missing_ok=True)
+def _uploads(params: dict[str, Any]) -> dict[str, UploadedImage]:
+    return {e.get("field", "image"): _read(e) for e in uploads.stash_entries(params)}
 
 
 def _read(entry: dict[str, str]) -> UploadedImage:
     field = entry.get("field", "image")
-    try:
-        data = Path(entry["path"]).read_bytes()
-    except OSError:
-        raise FaceError(
-            "upload_gone", f"{field}: the uploaded image is no longer readable.", status=410
-        ) from None
-    return services.read_image(data, entry.get("name", ""), field=field)
-
-
-def _uploads(params: dict[str, Any]) -> dict[str, UploadedImage]:
-    return {e.get("field", "image"): _read(e) for e in _upload_entries(params)}
+    return services.read_image(uploads.stashed_bytes(entry), entry.get("name", ""), field=field)
 
 
 @register("verify", uses_model=True)
-@_refusals_recorded
 def verify(ctx: JobContext) -> dict[str, Any]:
     params = ctx.params
     images = _uploads(params)
@@ -76,7 +42,6 @@ def verify(ctx: JobContext) -> dict[str, Any]:
 
 
 @register("recognize", uses_model=True)
-@_refusals_recorded
 def recognize(ctx: JobContext) -> dict[str, Any]:
     params = ctx.params
     image = _uploads(params)["image"]
@@ -92,14 +57,13 @@ def recognize(ctx: JobContext) -> dict[str, Any]:
 
 
 @register("enroll", uses_model=True)
-@_refusals_recorded
 def enroll(ctx: JobContext) -> dict[str, Any]:
     params = ctx.params
     subject = enrollment.get_subject(pk=int(params["subject"]))
-    uploads = [_read(entry) for entry in _upload_entries(params)]
+    photos = [_read(entry) for entry in uploads.stash_entries(params)]
     return enrollment.enroll(
         subject,
-        uploads,
+        photos,
         user=ctx.job.user,
         detect_faces=bool(params.get("detect_faces", True)),
         box=params.get("box"),
@@ -107,7 +71,6 @@ def enroll(ctx: JobContext) -> dict[str, Any]:
 
 
 @register(services.REEMBED_JOB, uses_model=True)
-@_refusals_recorded
 def reembed(ctx: JobContext) -> dict[str, Any]:
     ctx.progress(0.0, "Loading the verifier", force=True)
     return reembed_faces(lambda fraction, message: ctx.progress(fraction, message))

@@ -24,10 +24,11 @@ from training.models import ModelKind, ModelVersion
 from webapp.accounts.models import signed_in_user
 from webapp.accounts.permissions import user_can_edit
 from webapp.faces import enrollment, services
-from webapp.faces.api import read_upload, stash
+from webapp.faces.api import enrollment_params, read_upload
 from webapp.faces.models import Face, Subject
-from webapp.faces.services import FaceError, UploadedImage
+from webapp.faces.services import FaceError
 from webapp.faces.views import forbidden, form_error, run_page_job
+from webapp.jobs.errors import JobError
 
 PEOPLE_PAGE_SIZE = 40
 FACES_PER_ROW = 8
@@ -204,20 +205,9 @@ def _enroll(request: HttpRequest, subject: Subject) -> str:
     form = EnrollForm(request.POST)
     if not form.is_valid():
         raise form_error(form)
-    uploads: list[UploadedImage] = [read_upload(f, f.name or "image") for f in files]
-    services.active_verifier()
-    enrollment.refuse_duplicates(subject, uploads)
-    detect = not form.cleaned_data["face_crops"]
-    for upload in uploads:
-        services.check_detector_available(
-            upload.width, upload.height, detect_faces=detect, box=None, field=upload.name
-        )
-    params = {
-        "subject": subject.pk,
-        "uploads": [stash(u, u.name or "image") for u in uploads],
-        "detect_faces": detect,
-        "box": None,
-    }
+    photos = [read_upload(f, f.name or "image") for f in files]
+    options = {"detect_faces": not form.cleaned_data["face_crops"]}
+    params = enrollment_params(subject, photos, options)
     job, result = run_page_job(request, "enroll", params)
     if result is None:
         return (
@@ -236,6 +226,6 @@ def person_enroll(request: HttpRequest, subject_id: int) -> HttpResponse:
     subject = _get_subject(subject_id)
     try:
         messages.success(request, _enroll(request, subject))
-    except FaceError as exc:
+    except JobError as exc:
         messages.error(request, f"Nothing was enrolled. {exc.message}")
     return redirect("faces:person", subject.pk)

@@ -17,7 +17,6 @@ and says how many it skipped.
 
 from __future__ import annotations
 
-import io
 import threading
 import time
 from collections.abc import Sequence
@@ -28,8 +27,6 @@ import numpy as np
 import numpy.typing as npt
 from django.conf import settings
 from django.db.models import Q, QuerySet
-from PIL import Image as PILImage
-from PIL import ImageOps
 
 from inference.face_pipeline import (
     SMALL_IMAGE_PX,
@@ -38,39 +35,31 @@ from inference.face_pipeline import (
     FoundFace,
     NoFaceFound,
 )
-from inference.preprocess import ImageArray, as_rgb_uint8
+from inference.preprocess import ImageArray, load_rgb
 from inference.recognize import Gallery
 from inference.runtime import CheckpointError
 from inference.verification_metrics import distance_to_similarity
 from training.models import ModelKind, ModelVersion
 from webapp.accounts.models import User
 from webapp.faces.models import Face, Subject
+from webapp.images import uploads
 from webapp.images.models import Dataset, Task
-from webapp.images.validation import ImageRejected, decode_upload
+from webapp.jobs.errors import JobError
 from webapp.jobs.models import ACTIVE_STATUSES, Job
 
 REEMBED_JOB = "reembed"
 
 
-class FaceError(Exception):
-    """A request the face services refuse, with a stable code and an HTTP-like status."""
+class FaceError(JobError):
+    """A request the face services refuse: the one job-error type, with faces' defaults.
+
+    Positional ``(code, message)`` because every refusal here names its code first.
+    """
 
     def __init__(
         self, code: str, message: str, *, status: int = 400, details: dict[str, Any] | None = None
     ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
-        self.details = details or {}
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "code": self.code,
-            "message": self.message,
-            "status": self.status,
-            "details": self.details,
-        }
+        super().__init__(message, code=code, status=status, details=details)
 
 
 # ---------------------------------------------------------------------------- models
@@ -197,34 +186,16 @@ class UploadedImage:
         return int(self.pixels.shape[0])
 
 
-def _pixels(content: bytes) -> ImageArray:
-    with PILImage.open(io.BytesIO(content)) as opened:
-        image = ImageOps.exif_transpose(opened) or opened
-        if image.mode.startswith("I;16"):
-            return as_rgb_uint8(np.asarray(image).astype(np.uint16))
-        if image.mode not in ("RGB", "L"):
-            image = image.convert("RGB")  # CMYK, palette, RGBA (alpha dropped), LA, ...
-        return as_rgb_uint8(np.asarray(image))
-
-
 def read_image(data: bytes, name: str = "", field: str = "image") -> UploadedImage:
     """Validate an upload like any other (decoding its pixels) and return it.
 
     Raises:
-        FaceError: the upload's ``ImageRejected`` code, 413 for size limits, else 400;
-            ``details["field"]`` names the form field.
+        JobError: the refusal of :func:`webapp.images.uploads.refusal` (413 for size
+            limits, else 400; ``details["field"]`` names the form field).
     """
-    try:
-        decoded = decode_upload(
-            data, max_bytes=settings.UPLOAD_MAX_BYTES, max_pixels=settings.UPLOAD_MAX_PIXELS
-        )
-    except ImageRejected as exc:
-        status = 413 if exc.code in ("file_too_large", "too_many_pixels") else 400
-        raise FaceError(
-            exc.code, f"{field}: {exc.message}", status=status, details={"field": field}
-        ) from None
+    decoded = uploads.decode(data, field)
     return UploadedImage(
-        data=data, name=name, pixels=_pixels(decoded.content), sha256=decoded.sha256
+        data=data, name=name, pixels=load_rgb(decoded.content), sha256=decoded.sha256
     )
 
 

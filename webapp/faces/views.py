@@ -27,15 +27,14 @@ from PIL import Image as PILImage
 
 from training.models import ModelKind, ModelVersion
 from webapp.accounts.models import signed_in_user
-from webapp.detection.api import wait_for_job
 from webapp.faces import services
 from webapp.faces.api import read_upload, recognition_params, verification_params
 from webapp.faces.services import FaceError, UploadedImage
-from webapp.jobs.models import Job, JobStatus
+from webapp.jobs.errors import JobError
+from webapp.jobs.models import Job
 from webapp.jobs.services import start_job
+from webapp.jobs.waiting import PAGE_WAIT_S, finished_result, wait_for_job
 
-# Like the API's ?wait=: long enough for a busy worker, short of a proxy's 120 s timeout.
-PAGE_WAIT_S = 60.0
 PREVIEW_PX = 720
 # The services name form fields in their messages; a page names them as people see them.
 FIELD_WORDS = {
@@ -60,21 +59,6 @@ def forbidden(request: HttpRequest, action: str) -> HttpResponse:
     return render(request, "faces/forbidden.html", {"action": action, "role": role}, status=403)
 
 
-def job_failure(job: Job) -> FaceError:
-    """Why a finished job has no result, in the service's words where it recorded them."""
-    recorded = job.result.get("error") if isinstance(job.result, dict) else None
-    if isinstance(recorded, dict) and recorded.get("message"):
-        return FaceError(
-            str(recorded.get("code", "failed")),
-            str(recorded["message"]),
-            status=int(recorded.get("status", 400)),
-        )
-    if job.status == JobStatus.CANCELLED:
-        return FaceError("job_cancelled", f"Job #{job.pk} was cancelled.", status=409)
-    reason = job.error or "no reason was recorded"
-    return FaceError("job_failed", f"Job #{job.pk} failed: {reason}", status=500)
-
-
 def run_page_job(
     request: HttpRequest, kind: str, params: dict[str, Any]
 ) -> tuple[Job, dict[str, Any] | None]:
@@ -84,15 +68,11 @@ def run_page_job(
         The job and its result, or None for the result while it is still queued or running.
 
     Raises:
-        FaceError: the refusal the job recorded (no face, duplicate, ...) or its failure.
+        JobError: the refusal the job recorded (no face, duplicate, ...) or its failure.
     """
     job = start_job(kind, user=signed_in_user(request.user), params=params)
     job = wait_for_job(job, PAGE_WAIT_S)
-    if job.status == JobStatus.DONE:
-        return job, dict(job.result or {})
-    if job.is_active:
-        return job, None
-    raise job_failure(job)
+    return job, finished_result(job)
 
 
 def form_error(form: forms.Form) -> FaceError:
@@ -243,7 +223,7 @@ def verify_page(request: HttpRequest) -> HttpResponse:
     form = VerifyForm(request.POST, request.FILES)
     try:
         shown = _verify(request, form)
-    except FaceError as exc:
+    except JobError as exc:
         context.update(form=form, error=plain(exc.message))
         return render(request, "faces/verify.html", context, status=exc.status)
     if "result" in shown:
@@ -297,7 +277,7 @@ def recognize_page(request: HttpRequest) -> HttpResponse:
     form = RecognizeForm(request.POST, request.FILES)
     try:
         shown = _recognize(request, form)
-    except FaceError as exc:
+    except JobError as exc:
         context.update(form=form, error=plain(exc.message))
         return render(request, "faces/recognize.html", context, status=exc.status)
     return render(request, "faces/recognize.html", {**context, "form": form, **shown})

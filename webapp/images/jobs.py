@@ -7,8 +7,9 @@ from typing import Any
 from inference.stats import ChannelStats
 from webapp.images.models import Image
 from webapp.images.pixels import image_rgb
+from webapp.jobs.errors import JobError
 from webapp.jobs.registry import register
-from webapp.jobs.runner import JobContext, JobError
+from webapp.jobs.runner import JobContext
 
 
 @register("image_stats", uses_model=False)

@@ -15,6 +15,8 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
+from webapp.images.uploads import remove_stashed
+from webapp.jobs.errors import JobError
 from webapp.jobs.models import Job, JobStatus
 from webapp.jobs.registry import get_job_type
 
@@ -25,10 +27,6 @@ _PROGRESS_INTERVAL_S = 0.5
 
 class JobCancelled(Exception):
     """Raised inside a handler when its job was cancelled; the runner stops quietly."""
-
-
-class JobError(Exception):
-    """A domain error whose message is shown to the user as the job's error."""
 
 
 class JobContext:
@@ -89,8 +87,11 @@ def _finish(job: Job, status: str, *, result: Any = None, error: str = "") -> No
     fields: dict[str, Any] = {"status": status, "finished_at": timezone.now(), "error": error}
     if status == JobStatus.DONE:
         fields.update(progress=1.0, result=result, message="Done.")
-    elif error:
-        fields["message"] = error[:500]
+    else:
+        if result is not None:
+            fields["result"] = result
+        if error:
+            fields["message"] = error[:500]
     Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(**fields)
 
 
@@ -107,7 +108,7 @@ def execute_job(job_id: int) -> None:
     except JobCancelled:
         logger.info("job %s was cancelled while running", job_id)
     except JobError as exc:
-        _finish(job, JobStatus.FAILED, error=str(exc))
+        _finish(job, JobStatus.FAILED, error=exc.message, result={"error": exc.as_dict()})
     except SoftTimeLimitExceeded:
         _finish(job, JobStatus.FAILED, error="The job ran past its time limit.")
     except Exception as exc:
@@ -115,3 +116,7 @@ def execute_job(job_id: int) -> None:
         _finish(job, JobStatus.FAILED, error=f"Internal error: {type(exc).__name__}: {exc}")
     else:
         _finish(job, JobStatus.DONE, result=result)
+    finally:
+        # Uploads stashed for this job are read by now; a worker that died never gets
+        # here, so a redelivered job still finds them.
+        remove_stashed(job.params or {})
