@@ -31,7 +31,7 @@ from inference.metrics import DetectionMetrics, evaluate_detections
 from inference.preprocess import Letterboxed, letterbox, load_rgb, to_tensor, unletterbox_boxes
 from inference.yolo import YoloConfig, YoloDetector, decode
 from training.augment import AugmentConfig, DetectionAugment
-from training.fit import EpochRecord, FitConfig, Progress, StopReason, fit
+from training.fit import ADAM_COSINE, EpochRecord, FitConfig, Progress, StopReason, fit
 
 __all__ = [
     "DEFAULT_AUGMENT_CONFIG",
@@ -67,17 +67,8 @@ DEFAULT_DETECTOR_CONFIG = YoloConfig(img_size=416, strides=(32, 16), boxes_per_c
 #   stayed at 0.60-0.67. 30 epochs take ~8 minutes on an idle 2-core CPU (~15 s each) and
 #   still fit the 20-minute budget at 40 s per epoch under load; the budget is the backstop.
 # * Early stopping on val mAP@0.5 with patience 20: mAP on 87 images is noisy.
-DEFAULT_FIT_CONFIG = FitConfig(
-    optimizer="adam",
-    learning_rate=3e-3,
-    batch_size=16,
-    lr_schedule="cosine",
-    min_lr=1e-5,
-    max_epochs=30,
-    max_minutes=20.0,
-    patience=20,
-    metric="map50",
-    mode="max",
+DEFAULT_FIT_CONFIG = dataclasses.replace(
+    ADAM_COSINE, batch_size=16, max_epochs=30, max_minutes=20.0, patience=20, metric="map50"
 )
 
 # The augment module's defaults: crop, mirror and colour shift, no grayscale (BCCD is colour).

@@ -141,6 +141,13 @@ class FitConfig:
             raise ValueError(f"step_epochs must be >= 1, got {self.step_epochs}")
 
 
+# Adam at 3e-3 with cosine decay to 1e-5 over ``max_epochs``: the recipe both the detector
+# (BCCD) and the verifier (ORL) experiments settled on; each model's defaults set the rest
+# (see DEFAULT_FIT_CONFIG in training.detection, DEFAULT_VERIFIER_FIT_CONFIG in
+# training.verification, and the experiment logs they cite).
+ADAM_COSINE = FitConfig(optimizer="adam", learning_rate=3e-3, lr_schedule="cosine", min_lr=1e-5)
+
+
 @dataclass(frozen=True)
 class Progress:
     """One progress report, sent after every training step and every evaluation.

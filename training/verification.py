@@ -48,7 +48,7 @@ from inference.siamese import (
     euclidean_distance,
 )
 from inference.verification_metrics import Calibration, calibrate
-from training.fit import EpochRecord, FitConfig, Progress, StopReason, fit
+from training.fit import ADAM_COSINE, EpochRecord, FitConfig, Progress, StopReason, fit
 from training.formats.folders import FaceSample
 
 Box = tuple[float, float, float, float]
@@ -79,13 +79,10 @@ _MAX_CONTEXT_ZOOM = 3.0
 #   the longer runs were worse: validation EER keeps improving while unseen people get
 #   worse (26 people are easy to memorise), so patience 15 epochs of 16 batches picks an
 #   early epoch (typically 5-20) and the cosine schedule is set for 40.
-DEFAULT_VERIFIER_FIT_CONFIG = FitConfig(
-    optimizer="adam",
-    learning_rate=3e-3,
+DEFAULT_VERIFIER_FIT_CONFIG = dataclasses.replace(
+    ADAM_COSINE,
     weight_decay=5e-4,
     batch_size=64,
-    lr_schedule="cosine",
-    min_lr=1e-5,
     max_epochs=40,
     max_minutes=6.0,
     patience=15,
@@ -325,10 +322,18 @@ class _FaceCache:
     def __len__(self) -> int:
         return len(self.faces)
 
-    def augmented(
-        self, indices: npt.NDArray[np.int64], rng: np.random.Generator, config: FaceAugmentConfig
+    def inputs(
+        self,
+        indices: npt.NDArray[np.int64],
+        rng: np.random.Generator,
+        config: FaceAugmentConfig | None,
     ) -> Tensor:
-        """``(B, 1, S, S)`` network input for the faces ``indices``, each freshly augmented."""
+        """``(B, 1, S, S)`` network input for the faces ``indices``, each freshly augmented.
+
+        With ``config`` None: the plain evaluation crops (``rng`` is not drawn from).
+        """
+        if config is None:
+            return to_tensor(self.crops[indices])
         crops = []
         for i in indices:
             face = self.faces[int(i)]
@@ -424,85 +429,67 @@ class VerifierTrainingResult:
     members: int = 1
 
 
+GroupBatch = tuple[Tensor, Tensor]  # x (B, 1, S, S), person labels (B,)
+
+
 @dataclass
-class _PairSource:
-    """Makes each epoch's augmented pair batches from the training cache."""
+class _Batches:
+    """Each epoch's training batches from the cache, by the configured sampler.
+
+    "pairs": independent pairs, half of them same-person (``inference.pairs.sample_pairs``),
+    both faces augmented. "batch": ``people_per_batch`` people x ``faces_per_person``
+    augmented faces; every face of the batch is embedded once and *all* pairs inside the
+    batch become candidates (:func:`in_batch_pairs`): a batch of 16 people x 4 faces costs
+    64 forward passes and yields 96 same-person and 1,920 different-person pairs, where
+    independent pairs cost two forward passes each. On a CPU that is the difference between
+    seeing a few thousand pairs and a few hundred thousand in the same minutes.
+    """
 
     cache: _FaceCache
-    net: Verifier
-    pairs_per_epoch: int
-    batch_size: int
-    hard_negatives: bool
-    augment: FaceAugmentConfig | None
+    net: Verifier  # mines hard negatives for the "pairs" sampler
+    config: VerifierTrainConfig
+    batch_size: int  # pairs per batch for the "pairs" sampler
     seed: int
 
-    def epoch(self, epoch: int) -> Iterator[PairBatch]:
+    def epoch(self, epoch: int) -> Iterator[PairBatch] | Iterator[GroupBatch]:
         """The epoch's batches; everything random is seeded by ``(seed, epoch)``."""
         rng = np.random.default_rng([self.seed, epoch])
+        return self._pairs(rng) if self.config.sampler == "pairs" else self._groups(rng)
+
+    def _pairs(self, rng: np.random.Generator) -> Iterator[PairBatch]:
+        config, augment = self.config, self.config.augment
         # Hard negatives are mined with the weights at the start of the epoch: re-embedding
         # every step would cost as much as training on the embedded faces.
-        embeddings = _embed(self.net, self.cache.crops).numpy() if self.hard_negatives else None
+        embeddings = _embed(self.net, self.cache.crops).numpy() if config.hard_negatives else None
         idx1, idx2, y = sample_pairs(
             self.cache.labels,
-            self.pairs_per_epoch,
+            config.pairs_per_epoch,
             rng,
-            hard_negatives=self.hard_negatives,
+            hard_negatives=config.hard_negatives,
             embeddings=embeddings,
         )
         for start in range(0, len(y), self.batch_size):
             sl = slice(start, start + self.batch_size)
             if len(y[sl]) < 2:  # one pair gives batch norm a degenerate batch; drop it
                 continue
-            yield self._side(idx1[sl], rng), self._side(idx2[sl], rng), torch.from_numpy(y[sl])
+            x1 = self.cache.inputs(idx1[sl], rng, augment)
+            yield x1, self.cache.inputs(idx2[sl], rng, augment), torch.from_numpy(y[sl])
 
-    def _side(self, indices: npt.NDArray[np.int64], rng: np.random.Generator) -> Tensor:
-        if self.augment is None:
-            return to_tensor(self.cache.crops[indices])
-        return self.cache.augmented(indices, rng, self.augment)
-
-
-GroupBatch = tuple[Tensor, Tensor]  # x (B, 1, S, S), person labels (B,)
-
-
-@dataclass
-class _GroupSource:
-    """Batches of ``people_per_batch`` people x ``faces_per_person`` augmented faces each.
-
-    Every face of the batch is embedded once and *all* pairs inside the batch become
-    candidates (:func:`in_batch_pairs`): a batch of 16 people x 4 faces costs 64 forward
-    passes and yields 96 same-person and 1,920 different-person pairs, where independent
-    pairs cost two forward passes each. On a CPU that is the difference between seeing a
-    few thousand pairs and a few hundred thousand in the same minutes.
-    """
-
-    cache: _FaceCache
-    people_per_batch: int
-    faces_per_person: int
-    batches_per_epoch: int
-    augment: FaceAugmentConfig | None
-    seed: int
-
-    def epoch(self, epoch: int) -> Iterator[GroupBatch]:
-        """The epoch's batches; everything random is seeded by ``(seed, epoch)``."""
-        rng = np.random.default_rng([self.seed, epoch])
-        by_person = [
-            np.flatnonzero(self.cache.labels == p) for p in range(len(self.cache.identities))
-        ]
+    def _groups(self, rng: np.random.Generator) -> Iterator[GroupBatch]:
+        config, labels = self.config, self.cache.labels
+        by_person = [np.flatnonzero(labels == p) for p in range(len(self.cache.identities))]
         eligible = [i for i, members in enumerate(by_person) if len(members) >= 2]
-        n_people = min(self.people_per_batch, len(eligible))
-        for _ in range(self.batches_per_epoch):
+        n_people = min(config.people_per_batch, len(eligible))
+        for _ in range(config.batches_per_epoch):
             people = rng.choice(len(eligible), size=n_people, replace=False)
             chosen = []
             for p in people:
                 members = by_person[eligible[int(p)]]
-                k = min(self.faces_per_person, len(members))
+                k = min(config.faces_per_person, len(members))
                 chosen.append(rng.choice(members, size=k, replace=False))
             indices = np.concatenate(chosen).astype(np.int64)
-            if self.augment is None:
-                x = to_tensor(self.cache.crops[indices])
-            else:
-                x = self.cache.augmented(indices, rng, self.augment)
-            yield x, torch.from_numpy(self.cache.labels[indices])
+            x = self.cache.inputs(indices, rng, config.augment)
+            yield x, torch.from_numpy(labels[indices])
 
 
 def in_batch_pairs(
@@ -628,7 +615,7 @@ def _train_one(
 ) -> VerifierTrainingResult:
     """Train one Siamese net from scratch with the contrastive loss.
 
-    Each epoch's batches come from the configured sampler (:func:`_epoch_source`). After
+    Each epoch's batches come from the configured sampler (:class:`_Batches`). After
     each epoch the validation EER over all same-person pairs of ``val`` (plus as many fixed
     different-person pairs) decides early stopping and the best weights.
 
@@ -654,7 +641,7 @@ def _train_one(
     train_cache, val_cache = _FaceCache(train, size), _FaceCache(val, size)
     # Fixed validation pairs, so epoch-to-epoch changes of the EER come from the weights only.
     val_pairs = all_eval_pairs(val_cache.labels, np.random.default_rng(seed))
-    epochs = _epoch_source(config, train_cache, model.embedding, fcfg.batch_size, seed)
+    epochs = _Batches(train_cache, model.embedding, config, fcfg.batch_size, seed).epoch
 
     def evaluate(m: nn.Module) -> dict[str, float]:
         cal = _calibrate_cached(model, val_cache, val_pairs)
@@ -676,30 +663,6 @@ def _train_one(
         fit_config=fcfg,
         margin=config.margin,
     )
-
-
-def _epoch_source(
-    config: VerifierTrainConfig, cache: _FaceCache, net: Verifier, batch_size: int, seed: int
-) -> Callable[[int], Iterator[Any]]:
-    """``epoch -> batches`` of the configured sampler (see :class:`VerifierTrainConfig`)."""
-    if config.sampler == "pairs":
-        return _PairSource(
-            cache,
-            net,
-            config.pairs_per_epoch,
-            batch_size,
-            config.hard_negatives,
-            config.augment,
-            seed,
-        ).epoch
-    return _GroupSource(
-        cache,
-        config.people_per_batch,
-        config.faces_per_person,
-        config.batches_per_epoch,
-        config.augment,
-        seed,
-    ).epoch
 
 
 def _loss_step(

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
-from numpy.typing import NDArray
 from PIL import Image
 
+from training.formats.voc import VocRecord
 from training.formats.yolo import data_yaml, write_yolo_layout, yolo_lines
 
 
@@ -39,25 +38,14 @@ def test_yolo_lines_of_no_boxes_is_empty() -> None:
     )
 
 
-@dataclass(frozen=True)
-class _Record:
-    stem: str
-    image_path: Path
-    width: int
-    height: int
-    boxes: NDArray[np.float32]
-    labels: NDArray[np.int64]
-
-
 def test_write_yolo_layout_links_images_writes_labels_and_clears_old_files(
     tmp_path: Path,
 ) -> None:
     image = tmp_path / "src" / "a.JPG"
     image.parent.mkdir()
     Image.new("RGB", (20, 10)).save(image, format="JPEG")
-    record = _Record(
-        "a", image, 20, 10, np.array([[0, 0, 10, 10]], np.float32), np.array([1], np.int64)
-    )
+    boxes, labels = np.array([[0, 0, 10, 10]], np.float32), np.array([1], np.int64)
+    record = VocRecord("a", image, 20, 10, boxes, ("y",), labels)
     out = tmp_path / "yolo"
     (out / "images" / "val").mkdir(parents=True)
     (out / "images" / "val" / "old.jpg").write_bytes(b"")

@@ -12,30 +12,13 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
 
 from inference.boxes import xyxy_to_yolo
-
-
-class LabelledImage(Protocol):
-    """What the writer needs of a record (``training.formats.voc.VocRecord`` has it all)."""
-
-    @property
-    def stem(self) -> str: ...
-    @property
-    def image_path(self) -> Path: ...
-    @property
-    def width(self) -> int: ...
-    @property
-    def height(self) -> int: ...
-    @property
-    def boxes(self) -> NDArray[np.float32]: ...
-    @property
-    def labels(self) -> NDArray[np.int64]: ...
+from training.formats.voc import VocRecord
 
 
 def yolo_lines(
@@ -71,7 +54,7 @@ def data_yaml(root: Path, splits: Sequence[str], class_names: Sequence[str]) -> 
 
 
 def write_yolo_layout(
-    out: Path, splits: Mapping[str, Sequence[LabelledImage]], class_names: Sequence[str]
+    out: Path, splits: Mapping[str, Sequence[VocRecord]], class_names: Sequence[str]
 ) -> Path:
     """Write the YOLO layout of ``splits`` under ``out``; return the ``data.yaml`` path.
 
@@ -100,7 +83,7 @@ def write_yolo_layout(
     return path
 
 
-def _write_record(record: LabelledImage, images: Path, labels: Path) -> None:
+def _write_record(record: VocRecord, images: Path, labels: Path) -> None:
     link = images / f"{record.stem}{record.image_path.suffix.lower()}"
     if link.is_symlink() or link.exists():
         link.unlink()
