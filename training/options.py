@@ -26,8 +26,6 @@ FIT_OPTIONS: dict[str, tuple[str, type, str]] = {
     "patience": ("patience", int, "Epochs without improvement before stopping early."),
     "weight_decay": ("weight_decay", float, "L2 penalty on the weights."),
 }
-# Older spellings the experiments' logs and READMEs use.
-_ALIASES = {"batch_size": ("--batch",)}
 
 
 def add_fit_arguments(
@@ -51,10 +49,9 @@ def add_fit_arguments(
     group: Any = parser.add_mutually_exclusive_group() if exclusive_budget else parser
     for name in names:
         field, kind, text = FIT_OPTIONS[name]
-        flags = [f"--{name.replace('_', '-')}", *_ALIASES.get(name, ())]
         target = group if name in ("epochs", "minutes") else parser
         target.add_argument(
-            *flags,
+            f"--{name.replace('_', '-')}",
             dest=name,
             type=kind,
             default=None,

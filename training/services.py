@@ -120,8 +120,15 @@ class VerifierTraining:
 
 
 DEFAULT_REGISTRATION = Registration()
-DEFAULT_DETECTOR_TRAINING = DetectorTraining()
-DEFAULT_VERIFIER_TRAINING = VerifierTraining()
+
+
+@dataclass(frozen=True)
+class _Run:
+    """Where a training runs and whom it tells: the device and the two callbacks."""
+
+    device: torch.device
+    on_progress: OnProgress | None
+    log: Log
 
 
 # ----------------------------------------------------------------------------- look-ups
@@ -141,30 +148,54 @@ def detector_version(pk: int) -> ModelVersion:
     return version
 
 
-# ----------------------------------------------------------------------------- detector
-def train_detector_version(
+# ----------------------------------------------------------------------------- training
+def train_and_register(
     dataset: Dataset,
-    training: DetectorTraining = DEFAULT_DETECTOR_TRAINING,
+    training: DetectorTraining | VerifierTraining,
     registration: Registration = DEFAULT_REGISTRATION,
     *,
     device: torch.device | None = None,
     on_progress: OnProgress | None = None,
     log: Log = _quiet,
 ) -> ModelVersion:
-    """Train a detector on ``dataset``'s train split, register it, return the version.
+    """Train the model ``training`` describes on ``dataset``, register it, return the version.
 
-    Early-stops on the val split; the version's metrics are those of val and, when the
-    dataset has one, test.
+    A detector (:class:`DetectorTraining`) trains on the dataset's train split and
+    early-stops on its val split; the version's metrics are those of val and, when the
+    dataset has one, test. A verifier (:class:`VerifierTraining`) trains on a faces
+    dataset's train people and early-stops on the val people's EER, then is calibrated on
+    every person it never trained on (val and test people): ROC, AUC, EER, TAR at FAR 1% and
+    0.1%, and the decision threshold, which the version carries.
+
+    Args:
+        dataset: the rows to train on (its splits as persisted).
+        training: what to train and how.
+        registration: how to record the result.
+        device: where to train (default: ``inference.runtime.pick_device()``).
+        on_progress: ``training.fit.fit``'s callback, after every step and epoch (it may
+            raise ``training.fit.FitCancelled``).
+        log: sentences for people (sizes, budget, metrics, why training stopped).
 
     Raises:
-        TrainingError: no train or val images, or a configuration training refuses.
+        TrainingError: too little data (no train or val images; fewer than 2 train or val
+            people), a detection dataset for a verifier, or a configuration training refuses.
     """
+    run = _Run(device or pick_device(), on_progress, log)
+    if isinstance(training, VerifierTraining):
+        return _train_verifier(dataset, training, registration, run)
+    return _train_detector(dataset, training, registration, run)
+
+
+# ----------------------------------------------------------------------------- detector
+def _train_detector(
+    dataset: Dataset, training: DetectorTraining, registration: Registration, run: _Run
+) -> ModelVersion:
+    device, on_progress, log = run.device, run.on_progress, run.log
     class_names = class_names_of(dataset)
     splits = split_samples(dataset, class_names)
     for split in ("train", "val"):
         if not splits.get(split):
             raise TrainingError(f"Dataset {dataset.name!r} has no {split} images.")
-    device = device or pick_device()
     fit_config = training.fit_config
     log(
         f"Training on {len(splits['train'])} images, validating on {len(splits['val'])}, "
@@ -268,27 +299,11 @@ def evaluate_detector_version(
 
 
 # ----------------------------------------------------------------------------- verifier
-def train_verifier_version(
-    dataset: Dataset,
-    training: VerifierTraining = DEFAULT_VERIFIER_TRAINING,
-    registration: Registration = DEFAULT_REGISTRATION,
-    *,
-    device: torch.device | None = None,
-    on_progress: OnProgress | None = None,
-    log: Log = _quiet,
+def _train_verifier(
+    dataset: Dataset, training: VerifierTraining, registration: Registration, run: _Run
 ) -> ModelVersion:
-    """Train a verifier on a faces dataset's train people, calibrate it, register it.
-
-    Early-stops on the val people's EER, then calibrates on every person the net never
-    trained on (val and test people): ROC, AUC, EER, TAR at FAR 1% and 0.1%, and the
-    decision threshold (:attr:`VerifierTraining.target_far`). The version carries it.
-
-    Raises:
-        TrainingError: not a faces dataset, fewer than 2 train or val people, or a
-            configuration training refuses.
-    """
+    device, on_progress, log = run.device, run.on_progress, run.log
     splits = _verifier_splits(dataset, training.face_boxes, log)
-    device = device or pick_device()
     fit_config = training.config.fit_config
     log(
         f"Training on {len(splits['train'])} faces of {_people(splits['train'])} people, "
