@@ -26,9 +26,9 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
@@ -55,40 +55,48 @@ COLUMNS = 6  # metric, ours, theirs, ratio, target, result
 
 
 @dataclasses.dataclass(frozen=True)
-class Settings:
+class SharedSettings:
+    """What both benchmarks (this one and ``bench.faces``) take from their command lines.
+
+    The Ultralytics functions here read only these, so ``bench.faces`` reuses them.
+
+    Attributes:
+        work: scratch folder (YOLO layout, the sides' inputs, outputs and logs).
+        out: where the table and the JSON go.
+        threads: torch threads on our side and theirs.
+        runs, warmup: timed runs (median) and untimed ones before them.
+        quick: a smoke test (short budgets, few runs): numbers are not meaningful.
+        budget_minutes: YOLOv8n's training budget (default: our detector's training time).
+        ours_train_seconds: our detector's training wall time, if known.
+        theirs_weights: best.pt of an earlier YOLOv8n run, reused instead of training.
+        theirs_workers: their dataloader workers.
+        imgsz: YOLOv8n's train/val/predict size: our detector's input size.
+    """
+
+    work: Path
+    out: Path
+    threads: int
+    runs: int
+    warmup: int
+    quick: bool
+    budget_minutes: float
+    ours_train_seconds: float | None
+    theirs_weights: Path | None
+    theirs_workers: int
+    imgsz: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings(SharedSettings):
     """Everything a run depends on, resolved from the command line."""
 
     ours: Path
     data: Path
-    work: Path
-    out: Path
-    budget_minutes: float
-    ours_train_seconds: float | None
-    theirs_weights: Path | None
-    threads: int
-    runs: int
-    warmup: int
-    matmul_repeats: int
-    theirs_workers: int
-    quick: bool
-    imgsz: int = 416  # YOLOv8n's train/val/predict size: our detector's input size
-
-
-class UltralyticsJob(Protocol):
-    """What the Ultralytics side needs from a bench's settings (``bench.faces`` reuses it)."""
 
     @property
-    def work(self) -> Path: ...
-    @property
-    def threads(self) -> int: ...
-    @property
-    def budget_minutes(self) -> float: ...
-    @property
-    def theirs_weights(self) -> Path | None: ...
-    @property
-    def theirs_workers(self) -> int: ...
-    @property
-    def imgsz(self) -> int: ...
+    def matmul_repeats(self) -> int:
+        """Best-of repeats of the matmul peak measurement."""
+        return 3 if self.quick else 10
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -125,16 +133,28 @@ def timed_medians(
 
 
 # ----------------------------------------------------------------------------- Ultralytics side
-def ensure_venv() -> Path:
-    """The bench-only venv's python, creating the venv (torch pinned first) if missing."""
-    python = VENV / "bin" / "python"
+def bench_venv(venv: Path, *installs: Sequence[str]) -> Path:
+    """The python of a bench-only venv; a missing venv is created, then each install is run.
+
+    Args:
+        venv: where the venv lives (``bench/.venv-*``, never the app's venv).
+        installs: pip requirement lists, installed one after the other, in order.
+    """
+    python = venv / "bin" / "python"
     if not python.exists():
-        log(f"creating {VENV} (torch from this machine's disk, then ultralytics)")
-        subprocess.run(["python3.11", "-m", "venv", str(VENV)], check=True)
+        log(f"creating {venv} (then pip install: {' ; '.join(' '.join(i) for i in installs)})")
+        subprocess.run(["python3.11", "-m", "venv", str(venv)], check=True)
         pip = [str(python), "-m", "pip", "install", "--quiet"]
-        subprocess.run([*pip, *TORCH_PINS], check=True)
-        # Pins repeated so ultralytics' own torch requirement cannot pull another build.
-        subprocess.run([*pip, "ultralytics", *TORCH_PINS], check=True)
+        for packages in installs:
+            subprocess.run([*pip, *packages], check=True)
+    return python
+
+
+def ensure_venv() -> Path:
+    """The Ultralytics venv's python, creating the venv (torch pinned first) if missing."""
+    # torch first, from this machine's disk; the pins repeated with ultralytics so its own
+    # torch requirement cannot pull another build.
+    python = bench_venv(VENV, TORCH_PINS, ("ultralytics", *TORCH_PINS))
     # Metadata only: importing ultralytics here would write its settings outside the work dir.
     probe = "from importlib.metadata import version as v; print(v('torch'), v('ultralytics'))"
     found = subprocess.run([str(python), "-c", probe], check=True, capture_output=True, text=True)
@@ -144,7 +164,7 @@ def ensure_venv() -> Path:
     return python
 
 
-def run_side(python: Path, mode: str, settings: UltralyticsJob, *args: str) -> Json:
+def run_side(python: Path, mode: str, settings: SharedSettings, *args: str) -> Json:
     """Run one mode of ``ultralytics_side.py`` offline; its output goes to a log file."""
     result = settings.work / f"ultralytics_{mode}.json"
     logfile = settings.work / f"ultralytics_{mode}.log"
@@ -157,16 +177,30 @@ def run_side(python: Path, mode: str, settings: UltralyticsJob, *args: str) -> J
     )
     cmd = [str(python), str(SIDE), mode, "--result", str(result), "--threads"]
     cmd += [str(settings.threads), *args]
+    return run_child(cmd, env, logfile, result)
+
+
+def run_child(cmd: Sequence[str], env: Mapping[str, str], logfile: Path, result: Path) -> Json:
+    """Run a side process (``python SIDE MODE ...``), its output to ``logfile``.
+
+    Returns:
+        The JSON it wrote to ``result``.
+
+    Raises:
+        RuntimeError: it failed; the message ends with the log's last 30 lines.
+    """
     with logfile.open("w") as fh:
-        done = subprocess.run(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, check=False)
+        done = subprocess.run(
+            list(cmd), env=dict(env), stdout=fh, stderr=subprocess.STDOUT, check=False
+        )
     if done.returncode != 0:
         tail = "".join(logfile.read_text(errors="replace").splitlines(keepends=True)[-30:])
-        raise RuntimeError(f"ultralytics_side {mode} failed ({logfile}):\n{tail}")
+        raise RuntimeError(f"{Path(cmd[1]).stem} {cmd[2]} failed ({logfile}):\n{tail}")
     data: Json = json.loads(result.read_text())
     return data
 
 
-def theirs_train_and_eval(python: Path, settings: UltralyticsJob, layout: YoloLayout) -> Json:
+def theirs_train_and_eval(python: Path, settings: SharedSettings, layout: YoloLayout) -> Json:
     """Train YOLOv8n (unless weights were given), then their val + raw test predictions."""
     project = settings.work / "ultralytics-runs"
     out: Json = {}
@@ -247,6 +281,29 @@ def theirs_metrics(theirs: Json, layout: YoloLayout) -> DetectionMetrics:
     return score(preds, records)
 
 
+def compare_detectors(
+    python: Path, settings: SharedSettings, layout: YoloLayout, ours_checkpoint: Path
+) -> Json:
+    """Train (or reuse) YOLOv8n, then score both detectors on the layout's test split.
+
+    Returns:
+        ``{"ours": {"metrics", "train_seconds"}, "theirs": {"train"?, "weights",
+        "evaluate", "metrics"}}``, metrics as ``DetectionMetrics.to_dict()`` without the PR
+        curves, their raw predictions left out.
+    """
+    theirs = theirs_train_and_eval(python, settings, layout)
+    log(f"our detector on the test split ({len(test_records(layout))} images)")
+    ours = ours_metrics(ours_checkpoint, layout).to_dict()
+    theirs_scored = theirs_metrics(theirs, layout).to_dict()
+    for metrics in (ours, theirs_scored):
+        metrics.pop("pr_curves", None)
+    theirs["evaluate"].pop("predictions")
+    return {
+        "ours": {"metrics": ours, "train_seconds": settings.ours_train_seconds},
+        "theirs": {**theirs, "metrics": theirs_scored},
+    }
+
+
 # ----------------------------------------------------------------------------- speed
 def latency_input(layout: YoloLayout, size: int, path: Path) -> NDArray[np.uint8]:
     """The first test image letterboxed to ``size``; saved as .npy for the other side."""
@@ -313,8 +370,14 @@ def _pct(x: float) -> str:
 
 
 def _ratio(a: float, b: float) -> str:
-    # An untrained model's AP can be ~1e-9: a ratio against that is noise, not a number.
+    # Latencies and FLOPs: any positive number makes a ratio.
     return f"{a / b:.2f}" if abs(b) > 1e-6 else "n/a"
+
+
+def rate_ratio(a: float, b: float) -> str:
+    """``a / b`` of two rates or APs in [0, 1]; "n/a" where ``b`` is too small to divide by."""
+    # An untrained model's AP of ~1e-5 makes the ratio noise, not a number.
+    return f"{a / b:.2f}" if abs(b) >= 1e-3 else "n/a"
 
 
 def target_map(ours: float, theirs: float) -> str:
@@ -344,50 +407,53 @@ def target_share(decode_s: float, forward_s: float) -> str:
     )
 
 
-def _row(*cells: str) -> str:
+def table_row(*cells: str) -> str:
+    """One markdown table row, padded to :data:`COLUMNS` cells."""
     padded = [*cells, *[""] * (COLUMNS - len(cells))]
     return "| " + " | ".join(padded) + " |"
 
 
-def accuracy_rows(r: Json, class_names: Sequence[str]) -> list[str]:
-    """Training budget, mAPs and per-class AP50 rows."""
-    o, t = r["ours"]["metrics"], r["theirs"]["metrics"]
-    train = r["theirs"].get("train")
-    ours_min = r["ours"]["train_seconds"] / 60 if r["ours"]["train_seconds"] else None
+def detection_rows(d: Json, subject: str, class_names: Sequence[str] = ()) -> list[str]:
+    """Training time, mAP@0.5 (target: ours >= theirs), mAP@[.5:.95], per class, their val.
+
+    Args:
+        d: ``{"ours": {"metrics", "train_seconds"}, "theirs": {"metrics", "evaluate",
+            "train"?}}`` as :func:`compare_detectors` returns it.
+        subject: what was measured where, e.g. ``"BCCD test split (72 images)"``.
+        class_names: per-class AP@0.5 rows for these (none for a one-class detector).
+    """
+    o, t = d["ours"]["metrics"], d["theirs"]["metrics"]
+    train, seconds = d["theirs"].get("train"), d["ours"]["train_seconds"]
     theirs_time = (
         f"{train['train_call_seconds'] / 60:.1f} min, {train['epochs_completed']} epoch(s) "
-        f"(budget {r['budget_minutes']:.1f})"
+        f"(budget {train['budget_seconds'] / 60:.1f})"
         if train
         else "reused weights (--skip-train-theirs)"
     )
+    ours_time = f"{seconds / 60:.1f} min" if seconds else "unknown"
     rows = [
-        _row("training wall time", f"{ours_min:.1f} min" if ours_min else "unknown", theirs_time),
-        _row(
-            "test mAP@0.5 (our metric)",
+        table_row("training wall time (theirs: YOLOv8n from scratch)", ours_time, theirs_time),
+        table_row(
+            f"mAP@0.5, {subject}, our metric",
             f"{o['map50']:.3f}",
             f"{t['map50']:.3f}",
-            _ratio(o["map50"], t["map50"]),
+            rate_ratio(o["map50"], t["map50"]),
             "ours ≥ theirs",
             target_map(o["map50"], t["map50"]),
         ),
-        _row(
-            "test mAP@[.5:.95] (our metric)",
+        table_row(
+            "mAP@[.5:.95], same",
             f"{o['map50_95']:.3f}",
             f"{t['map50_95']:.3f}",
-            _ratio(o["map50_95"], t["map50_95"]),
+            rate_ratio(o["map50_95"], t["map50_95"]),
         ),
     ]
     for i, name in enumerate(class_names):
         a, b = o["per_class_ap50"].get(str(i), 0.0), t["per_class_ap50"].get(str(i), 0.0)
-        rows.append(_row(f"test AP@0.5 {name}", f"{a:.3f}", f"{b:.3f}", _ratio(a, b)))
-    own = r["theirs"]["evaluate"]["own_val_test"]
-    rows.append(
-        _row(
-            "their own `val`, test mAP@0.5 / @[.5:.95]",
-            "",
-            f"{own['map50']:.3f} / {own['map50_95']:.3f}",
-        )
-    )
+        rows.append(table_row(f"AP@0.5 {name}", f"{a:.3f}", f"{b:.3f}", rate_ratio(a, b)))
+    own = d["theirs"]["evaluate"]["own_val_test"]
+    mine = f"{own['map50']:.3f} / {own['map50_95']:.3f}"
+    rows.append(table_row("their own `val` on the same images, mAP@0.5 / @[.5:.95]", "", mine))
     return rows
 
 
@@ -399,7 +465,7 @@ def speed_rows(s: Json) -> list[str]:
         a, b = ours["batches"][n], theirs["batches"][n]
         per = int(n)
         rows.append(
-            _row(
+            table_row(
                 f"latency batch {n}, ms per image (forward + decode/NMS); ours as served "
                 "(ONNX Runtime on CPU)",
                 f"{1000 * a['total_s'] / per:.1f}",
@@ -411,7 +477,7 @@ def speed_rows(s: Json) -> list[str]:
         )
         e = ours["eager"][n]
         rows.append(
-            _row(
+            table_row(
                 f"latency batch {n}, ms per image; ours in PyTorch eager (as on CUDA)",
                 f"{1000 * e['total_s'] / per:.1f}",
                 f"{1000 * b['total_s'] / per:.1f}",
@@ -423,7 +489,7 @@ def speed_rows(s: Json) -> list[str]:
     for n in ("1", "8"):
         a, b = ours["batches"][n], theirs["batches"][n]
         rows.append(
-            _row(
+            table_row(
                 f"decode + NMS share, batch {n}",
                 _pct(a["nms_s"] / a["total_s"]),
                 _pct(b["nms_s"] / b["total_s"]),
@@ -433,18 +499,18 @@ def speed_rows(s: Json) -> list[str]:
             )
         )
     gf_o, gf_t = ours["flops"] / 1e9, theirs["flops"] / 1e9
-    rows.append(_row("GFLOPs per image", f"{gf_o:.2f}", f"{gf_t:.2f}", _ratio(gf_o, gf_t)))
+    rows.append(table_row("GFLOPs per image", f"{gf_o:.2f}", f"{gf_t:.2f}", _ratio(gf_o, gf_t)))
     for n in ("1", "8"):
         fo = gf_o * int(n) / ours["batches"][n]["forward_s"]
         ft = gf_t * int(n) / theirs["batches"][n]["forward_s"]
         rows.append(
-            _row(
+            table_row(
                 f"achieved GFLOP/s, forward batch {n} (% of matmul peak)",
                 f"{fo:.1f} ({_pct(fo / peak)})",
                 f"{ft:.1f} ({_pct(ft / peak)})" if gf_t else "n/a (no thop count)",
             )
         )
-    rows.append(_row("fp32 matmul peak, 2048², GFLOP/s", f"{peak:.1f}", "(same machine)"))
+    rows.append(table_row("fp32 matmul peak, 2048², GFLOP/s", f"{peak:.1f}", "(same machine)"))
     return rows
 
 
@@ -452,13 +518,14 @@ def render(r: Json, class_names: Sequence[str]) -> str:
     """The one markdown table plus the notes needed to read it."""
     theirs = f"YOLOv8n (Ultralytics {r['versions']['ultralytics']})"
     head = [
-        _row("metric", "ours", theirs, "ours / theirs", "target", "result"),
-        _row(*["---"] * COLUMNS),
+        table_row("metric", "ours", theirs, "ours / theirs", "target", "result"),
+        table_row(*["---"] * COLUMNS),
     ]
     title = "## Detector benchmark: BCCD authors' test split (72 images), CPU"
     if r["quick"]:
         title += " (QUICK SMOKE TEST: numbers are not meaningful)"
-    lines = [title, "", *head, *accuracy_rows(r, class_names), *speed_rows(r["speed"]), ""]
+    accuracy = detection_rows(r, "BCCD authors' test split", class_names)
+    lines = [title, "", *head, *accuracy, *speed_rows(r["speed"]), ""]
     lines += notes(r)
     return "\n".join(lines) + "\n"
 
@@ -490,19 +557,71 @@ def notes(r: Json) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- main
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Our detector vs Ultralytics YOLOv8n on BCCD.")
-    p.add_argument("--ours", type=Path, required=True, help="our detector .safetensors")
-    p.add_argument("--ours-train-seconds", type=float, help="overrides the checkpoint's extra")
+def add_shared_arguments(parser: argparse.ArgumentParser, work: Path) -> None:
+    """The options of :class:`SharedSettings` (``work``: the default scratch folder)."""
+    p = parser
+    p.add_argument("--ours-train-seconds", type=float, help="overrides the detector's extra")
     p.add_argument("--budget-minutes", type=float, help="YOLOv8n budget (default: ours)")
     p.add_argument("--skip-train-theirs", action="store_true")
     p.add_argument("--theirs-weights", type=Path, help="best.pt of an earlier YOLOv8n run")
-    p.add_argument("--quick", action="store_true", help="1-minute budget, 5 timing runs")
-    p.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "bccd")
-    p.add_argument("--work", type=Path, default=Path("/tmp/bench-detector"))
+    p.add_argument("--quick", action="store_true", help="short budgets, 5 timing runs")
+    p.add_argument("--work", type=Path, default=work)
     p.add_argument("--out", type=Path, default=BENCH / "out")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--theirs-workers", type=int, default=0, help="their dataloader workers")
+
+
+def parse_shared(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None, detector: str
+) -> tuple[argparse.Namespace, dict[str, Any]]:
+    """Parse ``argv`` and check the shared options (see :func:`add_shared_arguments`).
+
+    Args:
+        detector: the option naming our detector checkpoint, whose training time is
+            YOLOv8n's budget by default (e.g. ``"ours"``).
+
+    Returns:
+        The parsed options and the fields of :class:`SharedSettings`, as keywords for a
+        subclass's constructor.
+    """
+    args = parser.parse_args(argv)
+    shared = shared_settings(parser, args, getattr(args, detector))
+    return args, dataclasses.asdict(shared)
+
+
+def shared_settings(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, detector: Path
+) -> SharedSettings:
+    """Check the shared options; YOLOv8n's budget defaults to ``detector``'s training time."""
+    if args.skip_train_theirs != (args.theirs_weights is not None):
+        parser.error("--skip-train-theirs and --theirs-weights go together")
+    seconds = args.ours_train_seconds or checkpoint_training_seconds(detector)
+    budget = args.budget_minutes or (1.0 if args.quick else None)
+    if budget is None and seconds:
+        budget = float(seconds) / 60
+    if budget is None:
+        parser.error("no training_seconds in the detector checkpoint: pass --budget-minutes")
+    config = load_checkpoint(detector, expected_kind="detector").config
+    return SharedSettings(
+        work=args.work,
+        out=args.out,
+        threads=args.threads,
+        runs=5 if args.quick else 50,
+        warmup=2 if args.quick else 5,
+        quick=args.quick,
+        budget_minutes=budget,
+        ours_train_seconds=float(seconds) if seconds else None,
+        theirs_weights=args.theirs_weights,
+        theirs_workers=args.theirs_workers,
+        imgsz=int(config["img_size"]),
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Our detector vs Ultralytics YOLOv8n on BCCD.")
+    p.add_argument("--ours", type=Path, required=True, help="our detector .safetensors")
+    p.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "bccd")
+    add_shared_arguments(p, Path("/tmp/bench-detector"))
     return p
 
 
@@ -518,31 +637,8 @@ def checkpoint_training_seconds(path: Path) -> float | None:
 
 def settings_from_args(argv: Sequence[str] | None = None) -> Settings:
     """Parse and check the command line; the budget defaults to our training time."""
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if args.skip_train_theirs != (args.theirs_weights is not None):
-        parser.error("--skip-train-theirs and --theirs-weights go together")
-    seconds = args.ours_train_seconds or checkpoint_training_seconds(args.ours)
-    budget = args.budget_minutes or (1.0 if args.quick else None)
-    if budget is None and seconds:
-        budget = float(seconds) / 60
-    if budget is None:
-        parser.error("no training_seconds in the checkpoint: pass --budget-minutes")
-    return Settings(
-        ours=args.ours,
-        data=args.data,
-        work=args.work,
-        out=args.out,
-        budget_minutes=budget,
-        ours_train_seconds=float(seconds) if seconds else None,
-        theirs_weights=args.theirs_weights,
-        threads=args.threads,
-        runs=5 if args.quick else 50,
-        warmup=2 if args.quick else 5,
-        matmul_repeats=3 if args.quick else 10,
-        theirs_workers=args.theirs_workers,
-        quick=args.quick,
-    )
+    args, shared = parse_shared(_parser(), argv, detector="ours")
+    return Settings(**shared, ours=args.ours, data=args.data)
 
 
 def machine() -> str:
@@ -557,34 +653,21 @@ def machine() -> str:
     return f"{model}, {os.cpu_count()} cores"
 
 
-def run(settings: Settings) -> Json:
-    """The whole benchmark; returns every number (their raw predictions left out)."""
-    torch.set_num_threads(settings.threads)
-    settings.work.mkdir(parents=True, exist_ok=True)
-    load_before = os.getloadavg()[0]
-    layout = convert(settings.data, settings.work / "yolo")
-    python = ensure_venv()
-    theirs = theirs_train_and_eval(python, settings, layout)
-    log("our detector on the test split")
-    ours: Json = {"train_seconds": settings.ours_train_seconds}
-    ours["metrics"] = ours_metrics(settings.ours, layout).to_dict()
-    theirs_metrics_ = theirs_metrics(theirs, layout).to_dict()
-    speed_ = speed(settings, python, layout, theirs["weights"])
-    parts = [p for p in (theirs.get("train"), theirs["evaluate"], speed_["theirs"]) if p]
-    for d in (ours["metrics"], theirs_metrics_):
-        d.pop("pr_curves", None)
-    theirs["evaluate"].pop("predictions")
+def run_facts(settings: SharedSettings, load_before: float, sides: Sequence[Json | None]) -> Json:
+    """What every report records besides its numbers: settings, machine, load, date.
+
+    Args:
+        load_before: the 1-minute load average when the run started.
+        sides: the Ultralytics side's answers, for the network attempts they refused.
+    """
+    attempts = {a for side in sides if side for a in side["network_attempts"]}
     return {
         "quick": settings.quick,
         "budget_minutes": settings.budget_minutes,
+        "imgsz": settings.imgsz,
+        "runs": settings.runs,
         "warmup": settings.warmup,
-        "class_names": layout.class_names,
-        "ours_checkpoint": str(settings.ours),
-        "ours": ours,
-        "theirs": {**theirs, "metrics": theirs_metrics_},
-        "speed": speed_,
-        "versions": {**theirs["evaluate"]["versions"], "torch": torch.__version__},
-        "theirs_network_attempts": sorted({a for p in parts for a in p["network_attempts"]}),
+        "theirs_network_attempts": sorted(attempts),
         "machine": machine(),
         "load_before": load_before,
         "load_after": os.getloadavg()[0],
@@ -592,15 +675,41 @@ def run(settings: Settings) -> Json:
     }
 
 
+def run(settings: Settings) -> Json:
+    """The whole benchmark; returns every number (their raw predictions left out)."""
+    torch.set_num_threads(settings.threads)
+    settings.work.mkdir(parents=True, exist_ok=True)
+    load_before = os.getloadavg()[0]
+    layout = convert(settings.data, settings.work / "yolo")
+    python = ensure_venv()
+    compared = compare_detectors(python, settings, layout, settings.ours)
+    theirs = compared["theirs"]
+    speed_ = speed(settings, python, layout, theirs["weights"])
+    return {
+        **compared,
+        "class_names": layout.class_names,
+        "ours_checkpoint": str(settings.ours),
+        "speed": speed_,
+        "versions": {**theirs["evaluate"]["versions"], "torch": torch.__version__},
+        **run_facts(
+            settings, load_before, [theirs.get("train"), theirs["evaluate"], speed_["theirs"]]
+        ),
+    }
+
+
+def write_report(out: Path, name: str, table: str, result: Json) -> None:
+    """Print the table; write it to ``out/<name>.md`` and every number to ``<name>.json``."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.md").write_text(table)
+    (out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(table)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Run, print the table, write ``detector.md`` and ``detector.json``."""
     settings = settings_from_args(argv)
     result = run(settings)
-    table = render(result, result["class_names"])
-    settings.out.mkdir(parents=True, exist_ok=True)
-    (settings.out / "detector.md").write_text(table)
-    (settings.out / "detector.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(table)
+    write_report(settings.out, "detector", render(result, result["class_names"]), result)
 
 
 if __name__ == "__main__":

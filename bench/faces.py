@@ -44,17 +44,23 @@ from numpy.typing import NDArray
 
 from bench.detector import (
     BENCH,
+    COLUMNS,
     REPO,
-    checkpoint_training_seconds,
+    SharedSettings,
+    add_shared_arguments,
+    bench_venv,
+    compare_detectors,
+    detection_rows,
     ensure_venv,
     log,
-    machine,
-    ours_metrics,
-    target_map,
+    parse_shared,
+    rate_ratio,
+    run_child,
+    run_facts,
+    table_row,
     test_records,
-    theirs_metrics,
-    theirs_train_and_eval,
     timed_medians,
+    write_report,
 )
 from bench.voc_to_yolo import YoloLayout, convert
 from inference.face_pipeline import FacePipeline, FoundFace, NoFaceFound
@@ -63,11 +69,10 @@ from inference.pairs import all_eval_pairs
 from inference.predict import Predictor
 from inference.preprocess import load_rgb
 from inference.recognize import Gallery
-from inference.runtime import load_checkpoint
 from inference.siamese import Verifier, load_verifier, verifier_config
 from inference.verification_metrics import Calibration, calibrate
 from training.crossval import CrossValidation, FoldResult, cross_validate
-from training.experiments.orl_verifier import pixel_baseline
+from training.experiments.orl_verifier import fold_line, pixel_baseline
 from training.formats.folders import FaceSample, load_identity_folder
 from training.options import fit_config_from_args
 from training.verification import DEFAULT_VERIFIER_FIT_CONFIG, DEFAULT_VERIFIER_TRAIN_CONFIG
@@ -84,45 +89,28 @@ GALLERY_FACES = 10_000
 GALLERY_FACES_PER_SUBJECT = 5
 METRICS = ("eer", "auc", "tar_at_far_1pct", "tar_at_far_01pct")
 Json = dict[str, Any]
-COLUMNS = 6  # metric, ours, theirs, ratio, target, result
 
 
 @dataclasses.dataclass(frozen=True)
-class Settings:
+class Settings(SharedSettings):
     """Everything a run depends on, resolved from the command line.
 
-    ``work``, ``threads``, ``budget_minutes``, ``theirs_weights``, ``theirs_workers`` and
-    ``imgsz`` are what ``bench.detector``'s Ultralytics functions read (``UltralyticsJob``).
+    The shared part (``SharedSettings``) is what ``bench.detector``'s Ultralytics functions
+    read; YOLOv8n's budget is our face detector's training time.
     """
 
     ours_detector: Path
     ours_verifier: Path
     orl: Path
     face_mask: Path
-    work: Path
-    out: Path
     folds: int
     verifier_minutes: float | None
-    budget_minutes: float
-    ours_train_seconds: float | None
-    theirs_weights: Path | None
-    threads: int
-    runs: int
-    warmup: int
-    theirs_workers: int
-    imgsz: int
-    quick: bool
 
 
 # ----------------------------------------------------------------------------- dlib side
 def ensure_dlib_venv() -> Path:
     """The bench-only dlib venv's python, creating the venv if missing."""
-    python = DLIB_VENV / "bin" / "python"
-    if not python.exists():
-        log(f"creating {DLIB_VENV} ({', '.join(DLIB_PACKAGES)})")
-        subprocess.run(["python3.11", "-m", "venv", str(DLIB_VENV)], check=True)
-        pip = [str(python), "-m", "pip", "install", "--quiet"]
-        subprocess.run([*pip, *DLIB_PACKAGES], check=True)
+    python = bench_venv(DLIB_VENV, DLIB_PACKAGES)
     # Metadata only: the models package's own import needs pkg_resources.
     probe = (
         "from importlib.metadata import version; "
@@ -145,12 +133,7 @@ def dlib_descriptors(python: Path, settings: Settings, samples: Sequence[FaceSam
     env["MKL_NUM_THREADS"] = threads
     cmd = [str(python), str(DLIB_SIDE), "embed", "--images", str(images), "--out", str(npz)]
     cmd += ["--result", str(result), "--warmup", str(settings.warmup)]
-    with logfile.open("w") as fh:
-        done = subprocess.run(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, check=False)
-    if done.returncode != 0:
-        tail = "".join(logfile.read_text(errors="replace").splitlines(keepends=True)[-30:])
-        raise RuntimeError(f"dlib_side failed ({logfile}):\n{tail}")
-    data: Json = json.loads(result.read_text())
+    data = run_child(cmd, env, logfile, result)
     with np.load(npz) as arrays:
         data["descriptors"] = np.asarray(arrays["descriptors"], dtype=np.float64)  # (N, 128)
     return data
@@ -203,16 +186,6 @@ def summarise(tests: Sequence[Calibration]) -> Json:
     }
 
 
-def _print_fold(fold: FoldResult) -> None:
-    t = fold.test
-    log(
-        f"fold {fold.fold}: {len(fold.train_people)}/{len(fold.val_people)}/"
-        f"{len(fold.test_people)} people, {fold.seconds / 60:.1f} min, {fold.epochs} epochs "
-        f"({fold.stopped_reason}); ours EER {100 * t.eer:.1f}%, "
-        f"TAR@FAR=1% {100 * t.tar_at_far_1pct:.1f}%"
-    )
-
-
 def verification(settings: Settings, dlib_python: Path) -> Json:
     """Our verifier (trained per fold), dlib and raw pixels on the same folds and pairs."""
     samples = load_identity_folder(settings.orl)
@@ -222,7 +195,7 @@ def verification(settings: Settings, dlib_python: Path) -> Json:
     config = dataclasses.replace(DEFAULT_VERIFIER_TRAIN_CONFIG, fit_config=fit)
     budget = fit.max_minutes
     log(f"training our verifier on {settings.folds} people-disjoint folds ({budget:g} min each)")
-    cv = cross_validate(samples, settings.folds, config, on_fold=_print_fold)
+    cv = cross_validate(samples, settings.folds, config, on_fold=lambda fold: log(fold_line(fold)))
     size = config.embedding_config.input_size  # the crops cross_validate trains on
     folds = [
         {
@@ -262,16 +235,8 @@ def face_layout(settings: Settings) -> YoloLayout:
 
 def detection(settings: Settings, python: Path, layout: YoloLayout) -> Json:
     """Our face detector and YOLOv8n (same budget) scored by our metric on the test split."""
-    log(f"our face detector on the face_mask test split ({len(test_records(layout))} images)")
-    ours = ours_metrics(settings.ours_detector, layout).to_dict()
-    theirs = theirs_train_and_eval(python, settings, layout)
-    theirs_scored = theirs_metrics(theirs, layout).to_dict()
-    for metrics in (ours, theirs_scored):
-        metrics.pop("pr_curves", None)
-    theirs["evaluate"].pop("predictions")
     return {
-        "ours": {"metrics": ours, "train_seconds": settings.ours_train_seconds},
-        "theirs": {**theirs, "metrics": theirs_scored},
+        **compare_detectors(python, settings, layout, settings.ours_detector),
         "test_images": len(test_records(layout)),
         "split_sizes": {k: len(v) for k, v in layout.split_stems.items()},
         "duplicates": layout.duplicates,
@@ -404,16 +369,6 @@ def latency(settings: Settings, layout: YoloLayout, dlib_face_s: float) -> Json:
 
 
 # ----------------------------------------------------------------------------- report
-def _row(*cells: str) -> str:
-    padded = [*cells, *[""] * (COLUMNS - len(cells))]
-    return "| " + " | ".join(padded) + " |"
-
-
-def _ratio(a: float, b: float) -> str:
-    # Rates and APs lie in [0, 1]; an untrained model's AP of ~1e-5 makes the ratio noise.
-    return f"{a / b:.2f}" if abs(b) >= 1e-3 else "n/a"
-
-
 def _speed_ratio(ours_s: float, theirs_s: float) -> str:
     return f"{ours_s / theirs_s:.3f} ({theirs_s / ours_s:.0f}x faster)"
 
@@ -448,32 +403,32 @@ def verification_rows(v: Json) -> list[str]:
     n = len(ours["folds"])
     where = f"ORL, {n} people-disjoint folds, mean ± std"
     rows = [
-        _row(
+        table_row(
             f"verification EER ({where})",
             _rate(ours, "eer"),
             _rate(dlib, "eer"),
-            _ratio(ours["mean"]["eer"], dlib["mean"]["eer"]),
+            rate_ratio(ours["mean"]["eer"], dlib["mean"]["eer"]),
             "ours ≤ dlib",
             target_rate(ours, dlib, "eer", lower_is_better=True),
         ),
-        _row(
+        table_row(
             "verification AUC (same folds and pairs)",
             _rate(ours, "auc"),
             _rate(dlib, "auc"),
-            _ratio(ours["mean"]["auc"], dlib["mean"]["auc"]),
+            rate_ratio(ours["mean"]["auc"], dlib["mean"]["auc"]),
         ),
-        _row(
+        table_row(
             "verification TAR@FAR=1% (same folds and pairs)",
             _rate(ours, "tar_at_far_1pct"),
             _rate(dlib, "tar_at_far_1pct"),
-            _ratio(ours["mean"]["tar_at_far_1pct"], dlib["mean"]["tar_at_far_1pct"]),
+            rate_ratio(ours["mean"]["tar_at_far_1pct"], dlib["mean"]["tar_at_far_1pct"]),
             "ours ≥ dlib",
             target_rate(ours, dlib, "tar_at_far_1pct", lower_is_better=False),
         ),
     ]
     triple = [("eer", "EER"), ("auc", "AUC"), ("tar_at_far_1pct", "TAR@1%")]
     rows.append(
-        _row(
+        table_row(
             f"context: raw standardised {v['pixel_size']} px pixels instead of dlib "
             "(EER / AUC / TAR@FAR=1%, means)",
             " / ".join(_mean_text(ours, m) for m, _ in triple),
@@ -484,7 +439,7 @@ def verification_rows(v: Json) -> list[str]:
     minutes = np.mean([f["seconds"] for f in details]) / 60
     epochs = "/".join(f"{f['epochs']}({f['best_epoch'] + 1})" for f in details)
     rows.append(
-        _row(
+        table_row(
             "verifier training per fold (ours: epochs (best) per fold)",
             f"{minutes:.1f} min, {epochs}",
             "pretrained (about 3 M faces of 7,485 people)",
@@ -496,47 +451,6 @@ def verification_rows(v: Json) -> list[str]:
 def _mean_text(summary: Json, metric: str) -> str:
     mean = summary["mean"][metric]
     return f"{mean:.3f}" if metric == "auc" else f"{100 * mean:.1f}%"
-
-
-def detection_rows(d: Json) -> list[str]:
-    """face_mask rows: training budget, AP@0.5 (target), AP@[.5:.95], their own val."""
-    o, t = d["ours"]["metrics"], d["theirs"]["metrics"]
-    train = d["theirs"].get("train")
-    seconds = d["ours"]["train_seconds"]
-    theirs_time = (
-        f"{train['train_call_seconds'] / 60:.1f} min, {train['epochs_completed']} epoch(s) "
-        f"(budget {train['budget_seconds'] / 60:.1f})"
-        if train
-        else "reused weights (--skip-train-theirs)"
-    )
-    own = d["theirs"]["evaluate"]["own_val_test"]
-    n = d["test_images"]
-    return [
-        _row(
-            "face detector training wall time (theirs: YOLOv8n from scratch)",
-            f"{seconds / 60:.1f} min" if seconds else "unknown",
-            theirs_time,
-        ),
-        _row(
-            f"face detection AP@0.5 (face_mask test split, {n} images, our metric)",
-            f"{o['map50']:.3f}",
-            f"{t['map50']:.3f}",
-            _ratio(o["map50"], t["map50"]),
-            "ours ≥ theirs",
-            target_map(o["map50"], t["map50"]),
-        ),
-        _row(
-            "face detection AP@[.5:.95] (same)",
-            f"{o['map50_95']:.3f}",
-            f"{t['map50_95']:.3f}",
-            _ratio(o["map50_95"], t["map50_95"]),
-        ),
-        _row(
-            "their own `val`, test AP@0.5 / @[.5:.95]",
-            "",
-            f"{own['map50']:.3f} / {own['map50_95']:.3f}",
-        ),
-    ]
 
 
 def latency_rows(s: Json) -> list[str]:
@@ -551,19 +465,19 @@ def latency_rows(s: Json) -> list[str]:
     for n, label in labels.items():
         ours_s = s["embedding"][n]["per_face_s"]
         rows.append(
-            _row(
+            table_row(
                 label, f"{1000 * ours_s:.2f}", f"{1000 * dlib_s:.1f}", _speed_ratio(ours_s, dlib_s)
             )
         )
     v, g = s["verify"], s["gallery"]
     rows.append(
-        _row(
+        table_row(
             "verify request, 2 photos (detect + crop + embed + compare), ms",
             f"{1000 * v['total_s']:.1f} (detection {100 * v['detect_crop_s'] / v['total_s']:.0f}%)",
         )
     )
     rows.append(
-        _row(
+        table_row(
             f"1:K search, 1 query among {g['faces']:,} enrolled faces ({g['subjects']:,} "
             "subjects), ms",
             f"{1000 * g['search_s']:.2f}",
@@ -577,7 +491,7 @@ def render(r: Json) -> str:
     dlib_v = r["verification"]["dlib_side"]["versions"]
     ultra = r["detection"]["theirs"]["evaluate"]["versions"]["ultralytics"]
     head = [
-        _row(
+        table_row(
             "metric",
             "ours",
             f"theirs (verification: dlib {dlib_v['dlib']}; detection: YOLOv8n, "
@@ -586,13 +500,15 @@ def render(r: Json) -> str:
             "target",
             "result",
         ),
-        _row(*["---"] * COLUMNS),
+        table_row(*["---"] * COLUMNS),
     ]
     title = "## Faces benchmark: ORL verification, face_mask detection, CPU latency"
     if r["quick"]:
         title += " (QUICK SMOKE TEST: our numbers are not meaningful)"
     lines = [title, "", *head, *verification_rows(r["verification"])]
-    lines += [*detection_rows(r["detection"]), *latency_rows(r["latency"]), "", *notes(r)]
+    d = r["detection"]
+    detection_ = detection_rows(d, f"face_mask test split ({d['test_images']} images)")
+    lines += [*detection_, *latency_rows(r["latency"]), "", *notes(r)]
     return "\n".join(lines) + "\n"
 
 
@@ -642,51 +558,23 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--ours-verifier", type=Path, required=True, help="verifier (latency only)")
     p.add_argument("--verifier-minutes", type=float, help="our per-fold budget (default: ours)")
     p.add_argument("--folds", type=int, default=5)
-    p.add_argument("--ours-train-seconds", type=float, help="overrides the detector's extra")
-    p.add_argument("--budget-minutes", type=float, help="YOLOv8n budget (default: ours)")
-    p.add_argument("--skip-train-theirs", action="store_true")
-    p.add_argument("--theirs-weights", type=Path, help="best.pt of an earlier YOLOv8n run")
-    p.add_argument("--quick", action="store_true", help="tiny budgets, 5 timing runs")
     p.add_argument("--orl", type=Path, default=DATA / "att_faces" / "faces")
     p.add_argument("--face-mask", type=Path, default=DATA / "face_mask")
-    p.add_argument("--work", type=Path, default=Path("/tmp/bench-faces"))
-    p.add_argument("--out", type=Path, default=BENCH / "out")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--theirs-workers", type=int, default=0, help="their dataloader workers")
+    add_shared_arguments(p, Path("/tmp/bench-faces"))
     return p
 
 
 def settings_from_args(argv: Sequence[str] | None = None) -> Settings:
     """Parse and check the command line; YOLOv8n's budget defaults to our training time."""
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if args.skip_train_theirs != (args.theirs_weights is not None):
-        parser.error("--skip-train-theirs and --theirs-weights go together")
-    seconds = args.ours_train_seconds or checkpoint_training_seconds(args.ours_detector)
-    budget = args.budget_minutes or (1.0 if args.quick else None)
-    if budget is None and seconds:
-        budget = seconds / 60
-    if budget is None:
-        parser.error("no training_seconds in the detector checkpoint: pass --budget-minutes")
-    config = load_checkpoint(args.ours_detector, expected_kind="detector").config
+    args, shared = parse_shared(_parser(), argv, detector="ours_detector")
     return Settings(
+        **shared,
         ours_detector=args.ours_detector,
         ours_verifier=args.ours_verifier,
         orl=args.orl,
         face_mask=args.face_mask,
-        work=args.work,
-        out=args.out,
         folds=args.folds,
         verifier_minutes=args.verifier_minutes or (0.1 if args.quick else None),
-        budget_minutes=budget,
-        ours_train_seconds=seconds,
-        theirs_weights=args.theirs_weights,
-        threads=args.threads,
-        runs=5 if args.quick else 50,
-        warmup=2 if args.quick else 5,
-        theirs_workers=args.theirs_workers,
-        imgsz=int(config["img_size"]),
-        quick=args.quick,
     )
 
 
@@ -701,24 +589,15 @@ def run(settings: Settings) -> Json:
     detection_ = detection(settings, ultralytics_python, layout)
     verification_ = verification(settings, dlib_python)
     latency_ = latency(settings, layout, verification_["dlib_side"]["median_face_s"])
-    parts = [detection_["theirs"].get("train"), detection_["theirs"]["evaluate"]]
+    theirs = detection_["theirs"]
     return {
-        "quick": settings.quick,
-        "budget_minutes": settings.budget_minutes,
-        "imgsz": settings.imgsz,
-        "runs": settings.runs,
-        "warmup": settings.warmup,
         "ours_detector": str(settings.ours_detector),
         "ours_verifier": str(settings.ours_verifier),
         "verification": verification_,
         "detection": detection_,
         "latency": latency_,
         "versions": {"torch": torch.__version__},
-        "theirs_network_attempts": sorted({a for p in parts if p for a in p["network_attempts"]}),
-        "machine": machine(),
-        "load_before": load_before,
-        "load_after": os.getloadavg()[0],
-        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        **run_facts(settings, load_before, [theirs.get("train"), theirs["evaluate"]]),
     }
 
 
@@ -726,11 +605,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Run, print the table, write ``faces.md`` and ``faces.json``."""
     settings = settings_from_args(argv)
     result = run(settings)
-    table = render(result)
-    settings.out.mkdir(parents=True, exist_ok=True)
-    (settings.out / "faces.md").write_text(table)
-    (settings.out / "faces.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(table)
+    write_report(settings.out, "faces", render(result), result)
 
 
 if __name__ == "__main__":

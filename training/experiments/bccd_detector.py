@@ -3,7 +3,7 @@
 Run from the repository root, e.g.::
 
     .venv/bin/python -m training.experiments.bccd_detector --minutes 6 --epochs 30
-    .venv/bin/python -m training.experiments.bccd_detector --minutes 6 --lr 3e-3 --batch 8
+    .venv/bin/python -m training.experiments.bccd_detector --minutes 6 --lr 3e-3 --batch-size 8
     .venv/bin/python -m training.experiments.bccd_detector --no-priors --no-augment
 
 Prints one line per epoch (seconds, loss, val mAP@0.5), then val/test mAP and per-class AP,

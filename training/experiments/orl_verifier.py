@@ -100,18 +100,22 @@ def summary(tests: Sequence[Calibration]) -> dict[str, str]:
     return out
 
 
-def print_fold(f: FoldResult) -> None:
-    """One line per finished fold."""
+def fold_line(f: FoldResult) -> str:
+    """One line for a finished fold: people, time, epochs, val and test metrics."""
     t = f.test
-    print(
+    return (
         f"fold {f.fold}: {len(f.train_people)} train / {len(f.val_people)} val / "
         f"{len(f.test_people)} test people  {f.seconds / 60:.1f} min  "
         f"{f.epochs} epochs (best {f.best_epoch + 1}, {f.stopped_reason})  "
         f"val EER {_pct(f.val.eer)}  test EER {_pct(t.eer)}  AUC {t.auc:.3f}  "
         f"TAR@1% {_pct(t.tar_at_far_1pct)}  TAR@0.1% {_pct(t.tar_at_far_01pct)}  "
-        f"({t.n_same} same / {t.n_different} different pairs)",
-        flush=True,
+        f"({t.n_same} same / {t.n_different} different pairs)"
     )
+
+
+def print_fold(f: FoldResult) -> None:
+    """Print :func:`fold_line` at once (folds take minutes)."""
+    print(fold_line(f), flush=True)
 
 
 def table_row(setup: str, tests: Sequence[Calibration], minutes: str, epochs: str) -> str:
