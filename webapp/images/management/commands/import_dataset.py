@@ -12,6 +12,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from training.formats.voc import read_voc
 from webapp.faces.importers import import_identity_folders
 from webapp.images.importers import import_voc
 from webapp.images.models import Task, slug_validator
@@ -64,8 +65,6 @@ class Command(BaseCommand):
 
         class_map = parse_class_map(options["class_map"])
         if options["single_class"]:
-            from training.formats.voc import read_voc
-
             class_map = {name: options["single_class"] for name in read_voc(root).class_names}
         try:
             report = FORMATS[options["format"]](
