@@ -1,4 +1,6 @@
-// Job page: poll the job's API row until it finishes; draw progress and the result.
+// Job page: poll the job's API row while it runs and draw its progress; once it has
+// finished, reload so the server draws the summary (escaped by the template, never built
+// here from data).
 (function () {
   "use strict";
   const box = document.getElementById("job");
@@ -7,31 +9,7 @@
   const bar = document.getElementById("job-bar");
   const message = document.getElementById("job-message");
   const error = document.getElementById("job-error");
-  const result = document.getElementById("job-result");
   const ACTIVE = ["queued", "running"];
-
-  function swatch(rgb) {
-    const c = rgb.map(function (v) { return Math.round(v * 255); });
-    return '<span class="swatch" style="background: rgb(' + c.join(",") + ')"></span>';
-  }
-
-  function renderResult(data) {
-    if (!data) return;
-    result.hidden = false;
-    if (data.mean && data.std) {
-      const fmt = function (v) { return v.toFixed(4); };
-      result.innerHTML =
-        "<h2>Image statistics</h2><p>" + data.images + " images, " + data.pixels.toLocaleString() + " pixels " + swatch(data.mean) + "</p>" +
-        '<table class="table" id="stats-table"><thead><tr><th></th><th>R</th><th>G</th><th>B</th></tr></thead><tbody>' +
-        "<tr><th>mean</th><td>" + data.mean.map(fmt).join("</td><td>") + "</td></tr>" +
-        "<tr><th>std</th><td>" + data.std.map(fmt).join("</td><td>") + "</td></tr></tbody></table>" +
-        (data.skipped && data.skipped.length ? "<p class='warning'>Skipped: " + data.skipped.join("; ") + "</p>" : "");
-    } else {
-      const pre = document.createElement("pre");
-      pre.textContent = JSON.stringify(data, null, 2);
-      result.replaceChildren(pre);
-    }
-  }
 
   function render(job) {
     statusEl.textContent = job.status;
@@ -39,7 +17,6 @@
     bar.style.width = Math.round(job.progress * 100) + "%";
     message.textContent = job.message || "";
     if (job.error) { error.hidden = false; error.textContent = job.error; }
-    if (job.status === "done") renderResult(job.result);
     const cancel = document.getElementById("cancel-form");
     if (cancel && ACTIVE.indexOf(job.status) < 0) cancel.remove();
   }
@@ -50,11 +27,10 @@
       .then(function (job) {
         render(job);
         if (ACTIVE.indexOf(job.status) >= 0) setTimeout(poll, 1000);
+        else if (box.dataset.active === "1") window.location.reload();
       })
       .catch(function () { setTimeout(poll, 3000); });
   }
 
-  const initial = JSON.parse(document.getElementById("job-result-data").textContent);
-  renderResult(initial);
-  poll();
+  if (box.dataset.active === "1") poll();
 })();

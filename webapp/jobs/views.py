@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
@@ -9,8 +11,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from webapp.accounts.models import signed_in_user
 from webapp.accounts.permissions import user_can_edit, user_is_admin
-from webapp.jobs.models import Job
+from webapp.jobs.models import Job, JobStatus
 from webapp.jobs.services import cancel_job
+from webapp.jobs.summaries import summarise
 
 
 def _visible_jobs(request: HttpRequest) -> QuerySet[Job]:
@@ -24,11 +27,24 @@ def job_list(request: HttpRequest) -> HttpResponse:
     return render(request, "jobs/list.html", {"page": page})
 
 
+# The raw result is shown collapsed below the summary; a dataset-wide job's can be huge.
+RAW_RESULT_CHARS = 20_000
+
+
 @require_GET
 def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     job = get_object_or_404(_visible_jobs(request), pk=job_id)
+    raw = json.dumps(job.result, indent=2, ensure_ascii=False) if job.result else ""
     return render(
-        request, "jobs/detail.html", {"job": job, "can_edit": user_can_edit(request.user)}
+        request,
+        "jobs/detail.html",
+        {
+            "job": job,
+            "can_edit": user_can_edit(request.user),
+            "summary": summarise(job) if job.status == JobStatus.DONE else None,
+            "raw_result": raw[:RAW_RESULT_CHARS],
+            "raw_truncated": len(raw) > RAW_RESULT_CHARS,
+        },
     )
 
 
