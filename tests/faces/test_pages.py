@@ -361,3 +361,23 @@ def test_log_far_axis_places_points_by_decade():
         "FAR 1%: TAR 80.0%",
         "FAR 0.1%: TAR 50.0%",
     ]
+
+
+def test_the_no_detector_advice_names_the_pages_own_checkbox(client, viewer, tiny_verifier):
+    """The API says `detect_faces=false`; the page has a checkbox for that, so it says so."""
+    from tests.images import jpeg_bytes
+
+    client.force_login(viewer)
+    big = SimpleUploadedFile("big.jpg", jpeg_bytes(640, 480))
+    response = client.post(
+        "/faces/verify/",
+        {
+            "source_image": big,
+            "target_image": SimpleUploadedFile("b.jpg", jpeg_bytes(640, 480, seed=2)),
+        },
+    )
+    html = response.content.decode()
+    assert response.status_code == 503
+    assert "First photo: no face detector is active" in html
+    assert "with “These images are face crops” ticked" in html and "detect_faces" not in html
+    assert Job.objects.count() == 0

@@ -27,7 +27,7 @@ from webapp.faces import enrollment, services
 from webapp.faces.api import enrollment_params, read_upload
 from webapp.faces.models import Face, Subject
 from webapp.faces.services import FaceError
-from webapp.faces.views import forbidden, form_error, run_page_job
+from webapp.faces.views import forbidden, form_error, plain, run_page_job
 from webapp.jobs.errors import JobError
 
 PEOPLE_PAGE_SIZE = 40
@@ -227,5 +227,5 @@ def person_enroll(request: HttpRequest, subject_id: int) -> HttpResponse:
     try:
         messages.success(request, _enroll(request, subject))
     except JobError as exc:
-        messages.error(request, f"Nothing was enrolled. {exc.message}")
+        messages.error(request, f"Nothing was enrolled. {plain(exc.message)}")
     return redirect("faces:person", subject.pk)

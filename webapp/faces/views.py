@@ -42,13 +42,20 @@ FIELD_WORDS = {
     "target_image": "Second photo",
     "image": "Photo",
 }
+# API options the services name in their advice, as the pages' own controls are labelled.
+CONTROL_WORDS = {
+    "detect_faces=false": "“These images are face crops” ticked",
+}
 
 
 # ---------------------------------------------------------------------------- shared
 
 
 def plain(message: str) -> str:
-    """A service message with its leading field name (``source_image: …``) put in words."""
+    """A service message as a page says it: its leading field name (``source_image: …``)
+    and the API options it mentions put in the words of the page's own form."""
+    for api, page in CONTROL_WORDS.items():
+        message = message.replace(api, page)
     field, sep, rest = message.partition(": ")
     return f"{FIELD_WORDS[field]}: {rest}" if sep and field in FIELD_WORDS else message
 
