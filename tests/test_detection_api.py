@@ -149,7 +149,8 @@ def test_model_version_is_honoured_as_query_parameter_and_form_field(
     labeler_api, tiny_detector, where
 ):
     other = _second_detector(tiny_detector)
-    url, data = "/api/v1/detect/?wait=0", {"image": SimpleUploadedFile("a.jpg", jpeg_bytes())}
+    url = "/api/v1/detect/?wait=0"
+    data: dict[str, object] = {"image": SimpleUploadedFile("a.jpg", jpeg_bytes())}
     if where == "query":
         url += f"&model_version={other.pk}"
     else:

@@ -17,7 +17,12 @@ from webapp.jobs.errors import JobError
 
 @pytest.mark.parametrize(
     ("code", "status"),
-    [("file_too_large", 413), ("too_many_pixels", 413), ("corrupt_image", 400), ("empty_file", 400)],
+    [
+        ("file_too_large", 413),
+        ("too_many_pixels", 413),
+        ("corrupt_image", 400),
+        ("empty_file", 400),
+    ],
 )
 def test_a_refused_image_maps_to_413_for_limits_and_400_otherwise(code, status):
     error = uploads.refusal(ImageRejected(code, "why"), "photo")
