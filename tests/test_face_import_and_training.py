@@ -12,6 +12,7 @@ from django.core.management.base import CommandError
 from PIL import Image as PILImage
 
 from inference.siamese import load_verifier
+from tests.shared_data import orl_faces
 from training.models import ModelVersion
 from webapp.faces.importers import import_identity_folders
 from webapp.faces.models import Face, Subject
@@ -19,14 +20,13 @@ from webapp.images.importers import import_voc
 from webapp.images.models import Box, Dataset, SplitAssignment
 
 pytestmark = pytest.mark.django_db
-ORL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "att_faces" / "faces"
 DEMO = Path(__file__).resolve().parent.parent / "demo" / "bccd"
 
 
 def _orl_subset(tmp_path: Path, people: int) -> Path:
     root = tmp_path / "faces"
     for i in range(1, people + 1):
-        shutil.copytree(ORL / f"s{i}", root / f"s{i}")
+        shutil.copytree(orl_faces() / f"s{i}", root / f"s{i}")
     return root
 
 

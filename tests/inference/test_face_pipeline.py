@@ -17,11 +17,11 @@ from inference.face_pipeline import (
 from inference.predict import Predictor
 from inference.preprocess import load_rgb
 from inference.siamese import EmbeddingConfig, EmbeddingNet
+from tests.shared_data import orl_faces, shared_path
 from training.formats.voc import read_voc
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "demo" / "models"
-DATA = ROOT.parent / "shared" / "data"
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,9 @@ def _iou(a: tuple[float, ...], b: np.ndarray) -> float:
 
 
 def test_faces_in_a_street_photo_match_the_labelled_boxes(detector: Predictor) -> None:
-    record = next(r for r in read_voc(DATA / "face_mask").records if r.stem == "maksssksksss0")
+    record = next(
+        r for r in read_voc(shared_path("face_mask")).records if r.stem == "maksssksksss0"
+    )
     found = detect_faces(detector, load_rgb(record.image_path))
     assert found, "no face found in a labelled street photo"
     scores = [s for _, s in found]
@@ -58,7 +60,7 @@ def test_faces_in_a_street_photo_match_the_labelled_boxes(detector: Predictor) -
 
 
 def test_a_close_up_portrait_is_found_through_the_zoomed_out_view(detector: Predictor) -> None:
-    image = load_rgb(DATA / "att_faces" / "faces" / "s1" / "1.pgm")  # 92 x 112, face fills it
+    image = load_rgb(orl_faces() / "s1" / "1.pgm")  # 92 x 112, face fills it
     plain = detector.predict([image], score_threshold=0.2)[0]
     assert len(plain) == 0  # the face is larger than any face the detector trained on
     box = largest_face(detector, image)
@@ -95,7 +97,7 @@ def test_crop_rules_without_a_detector() -> None:
 def test_shipped_models_tell_test_split_people_apart(pipeline: FacePipeline) -> None:
     # s2, s3, s7, s23 are test-split people: the shipped verifier never trained on them.
     people = ["s2", "s3", "s7", "s23"]
-    faces = DATA / "att_faces" / "faces"
+    faces = orl_faces()
     crops, labels = [], []
     for i, person in enumerate(people):
         for shot in (1, 5, 9):

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
 import torch
 
 from inference.faces import crop_face, expand_box, face_quality, to_gray, to_tensor
-
-# ../shared/data beside the repository; the tests fail (never skip) when it is missing.
-ORL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "att_faces" / "faces"
+from tests.shared_data import orl_faces
 
 
 def test_margin_expansion_numbers() -> None:
@@ -91,7 +87,7 @@ def test_to_tensor_normalises_each_crop() -> None:
 
 
 def _orl(person: int, image: int) -> np.ndarray:
-    grey = cv2.imread(str(ORL / f"s{person}" / f"{image}.pgm"), cv2.IMREAD_GRAYSCALE)
+    grey = cv2.imread(str(orl_faces() / f"s{person}" / f"{image}.pgm"), cv2.IMREAD_GRAYSCALE)
     assert grey is not None
     return grey
 

@@ -24,9 +24,7 @@ from inference.siamese import (
     load_verifier,
     save_verifier,
 )
-
-# ../shared/data beside the repository; the tests fail (never skip) when it is missing.
-ORL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "att_faces" / "faces"
+from tests.shared_data import orl_faces
 
 
 def test_default_shapes_and_unit_embeddings() -> None:
@@ -105,7 +103,7 @@ def _orl_batch(people: list[int], images: list[int], size: int) -> torch.Tensor:
     crops = []
     for person in people:
         for k in images:
-            grey = cv2.imread(str(ORL / f"s{person}" / f"{k}.pgm"), cv2.IMREAD_GRAYSCALE)
+            grey = cv2.imread(str(orl_faces() / f"s{person}" / f"{k}.pgm"), cv2.IMREAD_GRAYSCALE)
             crops.append(crop_face(grey, None, size=size))
     return to_tensor(crops)  # (len(people) * len(images), 1, size, size)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +14,7 @@ from inference.pairs import all_eval_pairs
 from inference.preprocess import load_rgb
 from inference.siamese import EmbeddingConfig, EmbeddingEnsemble, EmbeddingNet, SiameseNet
 from inference.verification_metrics import calibrate
+from tests.shared_data import orl_faces
 from training.crossval import cross_validate
 from training.fit import FitConfig
 from training.formats.folders import FaceSample, load_identity_folder
@@ -46,8 +46,7 @@ def one_thread() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def orl() -> list[FaceSample]:
     """All 400 ORL faces (40 people x 10)."""
-    path = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "att_faces" / "faces"
-    return load_identity_folder(path)
+    return load_identity_folder(orl_faces())
 
 
 def _people(samples: list[FaceSample], names: list[str]) -> list[FaceSample]:
