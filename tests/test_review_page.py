@@ -64,12 +64,17 @@ def test_slider_hides_low_confidence_predictions(page, live_server, labeler, rev
     page.screenshot(path="/tmp/workbench-screenshots/review.png", full_page=True)
 
 
-def test_run_detection_from_the_page(page, live_server, labeler, reviewed_image, settings):
+def test_run_detection_from_the_page(
+    page, live_server, labeler, reviewed_image, settings, tiny_detector
+):
     settings.JOBS_IN_PROCESS = True
     log_in(page, live_server.url, labeler.username)
     page.goto(f"{live_server.url}/images/{reviewed_image.pk}/")
     page.click("#run-detect")
-    page.wait_for_url(f"{live_server.url}/images/{reviewed_image.pk}/", timeout=30000)
+    page.wait_for_url(
+        f"{live_server.url}/images/{reviewed_image.pk}/?model_version={tiny_detector.pk}",
+        timeout=30000,
+    )
     page.locator("#conf").fill("0")
     stored = Box.objects.filter(image=reviewed_image, origin="model")
     # The job replaced the four hand-made predictions with the model's own.
@@ -81,3 +86,38 @@ def test_gallery_shows_box_counts(page, live_server, labeler, reviewed_image):
     log_in(page, live_server.url, labeler.username)
     page.goto(f"{live_server.url}/?dataset={reviewed_image.dataset_id}")
     expect(page.locator("#gallery li.tile .counts")).to_have_text("1 labeled · 4 predicted")
+
+
+def test_the_user_chooses_the_detector_the_datasets_own_first(
+    page, live_server, labeler, reviewed_image, tiny_detector, settings
+):
+    from training.models import ModelVersion
+    from webapp.jobs.models import Job
+
+    settings.JOBS_IN_PROCESS = True
+    own = ModelVersion.objects.create(
+        kind="detector",
+        name="cells v2",
+        file=tiny_detector.file.name,
+        sha256=tiny_detector.sha256,
+        config=tiny_detector.config,
+        class_names=tiny_detector.class_names,
+        dataset=reviewed_image.dataset,
+    )
+    log_in(page, live_server.url, labeler.username)
+    page.goto(f"{live_server.url}/images/{reviewed_image.pk}/")
+    options = page.locator("#model-version option")
+    expect(options).to_have_count(2)
+    assert options.nth(0).get_attribute("value") == str(own.pk)  # the dataset's own first
+    expect(options.nth(0)).to_contain_text("this dataset's")
+    expect(options.nth(1)).to_contain_text("serving")
+    # The hand-made predictions belong to the other version: hidden while "own" is chosen.
+    expect(page.locator("#overlay g.box.model")).to_have_count(0)
+    page.select_option("#model-version", str(tiny_detector.pk))
+    expect(page.locator("#overlay g.box.model")).to_have_count(3)
+    page.select_option("#model-version", str(own.pk))
+    page.click("#run-detect")
+    page.wait_for_url(f"**/images/{reviewed_image.pk}/?model_version={own.pk}", timeout=30000)
+    job = Job.objects.get(kind="detect")
+    assert job.params["model_version"] == own.pk and job.status == "done"
+    assert Box.objects.filter(image=reviewed_image, model_version=own).count() > 0

@@ -1,5 +1,6 @@
 // Review page: draw labelled and predicted boxes over the image; the confidence slider
 // hides predictions below it without a round trip; per-class counts follow the slider.
+// Predictions shown are those of the detector chosen in the page's select.
 (function () {
   "use strict";
   const data = document.getElementById("boxes-data");
@@ -11,10 +12,12 @@
   const showHuman = document.getElementById("show-human");
   const showModel = document.getElementById("show-model");
   const counts = document.querySelector("#class-counts tbody");
+  const chosen = document.getElementById("model-version");
   const NS = "http://www.w3.org/2000/svg";
 
   function visible(b) {
     if (b.origin === "human") return showHuman.checked;
+    if (chosen && chosen.value && String(b.model_version) !== chosen.value) return false;
     return showModel.checked && b.score >= parseFloat(conf.value);
   }
 
@@ -55,7 +58,9 @@
     });
   }
 
-  [conf, showHuman, showModel].forEach(function (input) { input.addEventListener("input", draw); });
+  [conf, showHuman, showModel, chosen].forEach(function (input) {
+    if (input) input.addEventListener("input", draw);
+  });
 
   // After "Run detection", wait for the job and reload to show its boxes.
   const job = new URLSearchParams(window.location.search).get("job");
@@ -67,7 +72,11 @@
       fetch("/api/v1/jobs/" + job + "/", { headers: { Accept: "application/json" } })
         .then(function (r) { return r.json(); })
         .then(function (j) {
-          if (j.status === "done") { window.location.replace(window.location.pathname); }
+          if (j.status === "done") {
+            const keep = new URLSearchParams(window.location.search);
+            keep.delete("job");
+            window.location.replace(window.location.pathname + (keep.toString() ? "?" + keep : ""));
+          }
           else if (j.status === "failed" || j.status === "cancelled") { note.textContent = "Detection " + j.status + ": " + (j.error || ""); }
           else { note.textContent = "Detecting… " + Math.round(j.progress * 100) + "%"; setTimeout(poll, 500); }
         });

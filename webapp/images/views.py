@@ -14,8 +14,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils._os import safe_join
 from django.views.decorators.http import require_GET, require_POST
 
+from training.models import ModelVersion
 from webapp.accounts.permissions import user_can_edit
-from webapp.images.models import Dataset, Image, ImageStatus
+from webapp.detection.services import NoModel, detector_choices, resolve_version
+from webapp.images.models import BoxOrigin, Dataset, Image, ImageStatus
+from webapp.jobs.models import JobKind
 from webapp.jobs.services import start_job
 
 GALLERY_PAGE_SIZE = 48
@@ -67,6 +70,13 @@ def upload_page(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _chosen_detector(request: HttpRequest, choices: list[ModelVersion]) -> ModelVersion | None:
+    """``?model_version=`` when it is one of the choices, else the first choice."""
+    raw = request.GET.get("model_version", "")
+    chosen = next((v for v in choices if raw.isdigit() and v.pk == int(raw)), None)
+    return chosen or (choices[0] if choices else None)
+
+
 @require_GET
 def image_detail(request: HttpRequest, image_id: int) -> HttpResponse:
     image = get_object_or_404(Image.objects.select_related("dataset", "uploaded_by"), pk=image_id)
@@ -82,6 +92,8 @@ def image_detail(request: HttpRequest, image_id: int) -> HttpResponse:
         }
         for b in image.boxes.select_related("label_class")
     ]
+    choices = detector_choices(image.dataset)
+    chosen = _chosen_detector(request, choices)
     return render(
         request,
         "images/detail.html",
@@ -89,7 +101,11 @@ def image_detail(request: HttpRequest, image_id: int) -> HttpResponse:
             "image": image,
             "boxes": boxes,
             "can_edit": user_can_edit(request.user),
-            "has_model_boxes": any(b["origin"] == "model" for b in boxes),
+            "detectors": [
+                {"version": v, "own": v.dataset_id == image.dataset_id} for v in choices
+            ],
+            "chosen_detector": chosen,
+            "has_model_boxes": any(b["origin"] == BoxOrigin.MODEL for b in boxes),
         },
     )
 
@@ -100,14 +116,24 @@ def image_detect(request: HttpRequest, image_id: int) -> HttpResponse:
     if not user_can_edit(request.user):
         messages.error(request, "Your role (viewer) cannot start jobs.")
         return redirect(image)
+    raw = request.POST.get("model_version", "")
+    try:
+        version = resolve_version(int(raw) if raw.isdigit() else None, dataset=image.dataset)
+    except NoModel as exc:
+        messages.error(request, exc.message)
+        return redirect(image)
     job = start_job(
-        "detect",
+        JobKind.DETECT,
         user=request.user,
         dataset=image.dataset,
-        params={"image_ids": [image.pk], "min_confidence": 0.05},
+        params={"image_ids": [image.pk], "min_confidence": 0.05, "model_version": version.pk},
     )
-    messages.info(request, f"Detection started (job #{job.pk}); boxes appear when it is done.")
-    return redirect(f"{image.get_absolute_url()}?job={job.pk}")
+    messages.info(
+        request,
+        f"Detection with {version.name} #{version.pk} started (job #{job.pk}); "
+        "boxes appear when it is done.",
+    )
+    return redirect(f"{image.get_absolute_url()}?job={job.pk}&model_version={version.pk}")
 
 
 @require_GET
