@@ -26,7 +26,7 @@ from webapp.api.schema import WAIT_PARAMETER, error_responses
 from webapp.detection.services import resolve_version
 from webapp.images import uploads
 from webapp.images.models import Dataset, Image
-from webapp.jobs.models import Job
+from webapp.jobs.models import Job, JobKind
 from webapp.jobs.services import start_job
 from webapp.jobs.waiting import job_response, parse_wait, required_result, wait_for_job
 
@@ -100,7 +100,7 @@ def start_detection(
     if upload is not None:
         content = uploads.decode(uploads.read_limited(upload)).content
         params["uploads"] = [uploads.stash(content, name=upload.name or "", field="image")]
-    return start_job("detect", user=user, dataset=dataset, params=params)
+    return start_job(JobKind.DETECT, user=user, dataset=dataset, params=params)
 
 
 class DetectView(APIView):

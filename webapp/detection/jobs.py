@@ -19,6 +19,7 @@ from webapp.images import uploads
 from webapp.images.models import Image
 from webapp.images.pixels import image_rgb
 from webapp.jobs.errors import JobError
+from webapp.jobs.models import JobKind
 from webapp.jobs.registry import register
 from webapp.jobs.runner import JobContext
 
@@ -32,7 +33,7 @@ def _options(params: dict[str, Any]) -> DetectOptions:
     )
 
 
-@register("detect", uses_model=True)
+@register(JobKind.DETECT, uses_model=True)
 def detect(ctx: JobContext) -> dict[str, Any]:
     params = ctx.params
     version = resolve_version(params.get("model_version"))

@@ -33,7 +33,7 @@ from webapp.faces import enrollment, services
 from webapp.faces.models import Face, Subject
 from webapp.faces.services import FaceError, UploadedImage
 from webapp.images import uploads
-from webapp.jobs.models import Job
+from webapp.jobs.models import Job, JobKind
 from webapp.jobs.services import start_job
 from webapp.jobs.waiting import job_response, parse_wait, wait_for_job
 
@@ -143,7 +143,7 @@ def start_verification(
 ) -> Job:
     """Check the request, then run the verify job."""
     params = verification_params(source, target, options)
-    return run_job(request, "verify", params, wait_s)
+    return run_job(request, JobKind.VERIFY, params, wait_s)
 
 
 class VerifyView(APIView):
@@ -207,7 +207,7 @@ def start_recognition(
     request: Request, upload: UploadedImage, options: dict[str, Any], wait_s: float
 ) -> Job:
     """Check the request, then run the recognize job."""
-    return run_job(request, "recognize", recognition_params(upload, options), wait_s)
+    return run_job(request, JobKind.RECOGNIZE, recognition_params(upload, options), wait_s)
 
 
 class RecognizeView(APIView):
@@ -301,7 +301,7 @@ def start_enrollment(
     wait_s: float,
 ) -> Job:
     """Check the request, then run the enroll job."""
-    return run_job(request, "enroll", enrollment_params(subject, photos, options), wait_s)
+    return run_job(request, JobKind.ENROLL, enrollment_params(subject, photos, options), wait_s)
 
 
 class SubjectViewSet(

@@ -14,6 +14,7 @@ from webapp.faces import enrollment, services
 from webapp.faces.reembed import reembed_faces
 from webapp.faces.services import UploadedImage
 from webapp.images import uploads
+from webapp.jobs.models import JobKind
 from webapp.jobs.registry import register
 from webapp.jobs.runner import JobContext
 
@@ -27,7 +28,7 @@ def _read(entry: dict[str, str]) -> UploadedImage:
     return services.read_image(uploads.stashed_bytes(entry), entry.get("name", ""), field=field)
 
 
-@register("verify", uses_model=True)
+@register(JobKind.VERIFY, uses_model=True)
 def verify(ctx: JobContext) -> dict[str, Any]:
     params = ctx.params
     images = _uploads(params)
@@ -41,7 +42,7 @@ def verify(ctx: JobContext) -> dict[str, Any]:
     )
 
 
-@register("recognize", uses_model=True)
+@register(JobKind.RECOGNIZE, uses_model=True)
 def recognize(ctx: JobContext) -> dict[str, Any]:
     params = ctx.params
     image = _uploads(params)["image"]
@@ -56,7 +57,7 @@ def recognize(ctx: JobContext) -> dict[str, Any]:
     )
 
 
-@register("enroll", uses_model=True)
+@register(JobKind.ENROLL, uses_model=True)
 def enroll(ctx: JobContext) -> dict[str, Any]:
     params = ctx.params
     subject = enrollment.get_subject(pk=int(params["subject"]))

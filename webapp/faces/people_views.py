@@ -29,6 +29,7 @@ from webapp.faces.models import Face, Subject
 from webapp.faces.services import FaceError
 from webapp.faces.views import forbidden, form_error, plain, run_page_job
 from webapp.jobs.errors import JobError
+from webapp.jobs.models import JobKind
 
 PEOPLE_PAGE_SIZE = 40
 FACES_PER_ROW = 8
@@ -208,7 +209,7 @@ def _enroll(request: HttpRequest, subject: Subject) -> str:
     photos = [read_upload(f, f.name or "image") for f in files]
     options = {"detect_faces": not form.cleaned_data["face_crops"]}
     params = enrollment_params(subject, photos, options)
-    job, result = run_page_job(request, "enroll", params)
+    job, result = run_page_job(request, JobKind.ENROLL, params)
     if result is None:
         return (
             f"Enrolling as job #{job.pk}, still waiting for a worker; the faces appear here "

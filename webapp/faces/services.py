@@ -45,9 +45,9 @@ from webapp.faces.models import Face, Subject
 from webapp.images import uploads
 from webapp.images.models import Dataset, Task
 from webapp.jobs.errors import JobError
-from webapp.jobs.models import ACTIVE_STATUSES, Job
+from webapp.jobs.models import ACTIVE_STATUSES, Job, JobKind
 
-REEMBED_JOB = "reembed"
+REEMBED_JOB = JobKind.REEMBED
 
 
 class FaceError(JobError):

@@ -31,7 +31,7 @@ from webapp.faces import services
 from webapp.faces.api import read_upload, recognition_params, verification_params
 from webapp.faces.services import FaceError, UploadedImage
 from webapp.jobs.errors import JobError
-from webapp.jobs.models import Job
+from webapp.jobs.models import Job, JobKind
 from webapp.jobs.services import start_job
 from webapp.jobs.waiting import PAGE_WAIT_S, finished_result, wait_for_job
 
@@ -196,7 +196,7 @@ def _verify(request: HttpRequest, form: VerifyForm) -> dict[str, Any]:
     target = read_upload(data["target_image"], "target_image")
     options = {"threshold": data["threshold"], "detect_faces": not data["face_crops"]}
     params = verification_params(source, target, options)
-    job, result = run_page_job(request, "verify", params)
+    job, result = run_page_job(request, JobKind.VERIFY, params)
     if result is None:
         return {"job": job}
     return {"job": job, "result": result, "figures": _verify_figures(source, target, result)}
@@ -253,7 +253,7 @@ def _recognize(request: HttpRequest, form: RecognizeForm) -> dict[str, Any]:
         "threshold": data["threshold"],
         "detect_faces": not data["face_crops"],
     }
-    job, result = run_page_job(request, "recognize", recognition_params(upload, options))
+    job, result = run_page_job(request, JobKind.RECOGNIZE, recognition_params(upload, options))
     if result is None:
         return {"job": job}
     shown = preview(upload)

@@ -16,7 +16,15 @@ from django.db import transaction
 from training.formats.voc import VocRecord, read_voc, rename_classes
 from training.splits import SPLIT_SCHEME, deterministic_split
 from webapp.images.ingest import DuplicateImage, ImageRejected, ingest_image
-from webapp.images.models import Box, BoxOrigin, Dataset, LabelClass, SplitAssignment, Task
+from webapp.images.models import (
+    Box,
+    BoxOrigin,
+    Dataset,
+    ImageStatus,
+    LabelClass,
+    SplitAssignment,
+    Task,
+)
 
 PALETTE = [
     "#e6194b",
@@ -135,7 +143,7 @@ def _import_record(
                 SplitAssignment.objects.create(image=image, scheme=SPLIT_SCHEME, split=split)
                 report.splits[split] = report.splits.get(split, 0) + 1
             if len(record.boxes):
-                image.status = "labeled"
+                image.status = ImageStatus.LABELED
                 image.save(update_fields=["status"])
         report.images_added += 1
     except DuplicateImage:

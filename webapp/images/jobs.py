@@ -8,11 +8,12 @@ from inference.stats import ChannelStats
 from webapp.images.models import Image
 from webapp.images.pixels import image_rgb
 from webapp.jobs.errors import JobError
+from webapp.jobs.models import JobKind
 from webapp.jobs.registry import register
 from webapp.jobs.runner import JobContext
 
 
-@register("image_stats", uses_model=False)
+@register(JobKind.IMAGE_STATS, uses_model=False)
 def image_stats(ctx: JobContext) -> dict[str, Any]:
     """Mean and std per RGB channel over every image of the job's dataset."""
     if ctx.job.dataset_id is None:

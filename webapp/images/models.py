@@ -8,6 +8,8 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
+from training.splits import SPLIT_SCHEME
+
 slug_validator = RegexValidator(
     r"^[a-z0-9][a-z0-9_-]{0,31}$",
     "Use 1-32 lowercase letters, digits, '-' or '_' (for example 'web' or 'app').",
@@ -152,7 +154,7 @@ class SplitAssignment(models.Model):
     """Which split an image belongs to under a scheme; persisted, never reshuffled."""
 
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="splits")
-    scheme = models.CharField(max_length=32, default="default")
+    scheme = models.CharField(max_length=32, default=SPLIT_SCHEME)
     split = models.CharField(max_length=16, choices=Split.choices)
 
     class Meta:

@@ -30,8 +30,8 @@ def gallery(request: HttpRequest) -> HttpResponse:
         Image.objects.select_related("dataset")
         .order_by("-created_at", "-id")
         .annotate(
-            human_boxes=Count("boxes", filter=Q(boxes__origin="human")),
-            model_boxes=Count("boxes", filter=Q(boxes__origin="model")),
+            human_boxes=Count("boxes", filter=Q(boxes__origin=BoxOrigin.HUMAN)),
+            model_boxes=Count("boxes", filter=Q(boxes__origin=BoxOrigin.MODEL)),
         )
     )
     filters = {key: request.GET.get(key, "") for key in ("dataset", "source", "status")}
@@ -101,9 +101,7 @@ def image_detail(request: HttpRequest, image_id: int) -> HttpResponse:
             "image": image,
             "boxes": boxes,
             "can_edit": user_can_edit(request.user),
-            "detectors": [
-                {"version": v, "own": v.dataset_id == image.dataset_id} for v in choices
-            ],
+            "detectors": [{"version": v, "own": v.dataset_id == image.dataset_id} for v in choices],
             "chosen_detector": chosen,
             "has_model_boxes": any(b["origin"] == BoxOrigin.MODEL for b in boxes),
         },
@@ -167,7 +165,7 @@ def dataset_stats(request: HttpRequest, dataset_id: int) -> HttpResponse:
     if not user_can_edit(request.user):
         messages.error(request, "Your role (viewer) cannot start jobs.")
         return redirect(dataset)
-    job = start_job("image_stats", user=request.user, dataset=dataset)
+    job = start_job(JobKind.IMAGE_STATS, user=request.user, dataset=dataset)
     return redirect(job)
 
 

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 
 from webapp.images.models import Dataset
-from webapp.jobs.models import Job
+from webapp.jobs.models import Job, JobStatus
 from webapp.jobs.registry import get_job_type
 from webapp.jobs.runner import execute_job
 
@@ -53,7 +53,7 @@ def _run_in_thread(job_id: int) -> None:
 
 
 def cancel_job(job: Job) -> bool:
-    was_queued = job.status == "queued"
+    was_queued = job.status == JobStatus.QUEUED
     cancelled = job.cancel()
     if cancelled and was_queued and job.task_id and not settings.JOBS_IN_PROCESS:
         # The runner would skip it anyway (the claim needs QUEUED/RUNNING); revoking just

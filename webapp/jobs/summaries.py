@@ -42,8 +42,9 @@ def _detect(job: Job, result: dict[str, Any]) -> dict[str, Any]:
         }
     per_image = result.get("images", [])
     names = dict(
-        Image.objects.filter(pk__in=[r["image_id"] for r in per_image[:MAX_IMAGE_ROWS]])
-        .values_list("pk", "original_name")
+        Image.objects.filter(
+            pk__in=[r["image_id"] for r in per_image[:MAX_IMAGE_ROWS]]
+        ).values_list("pk", "original_name")
     )
     total: Counter[str] = Counter()
     rows = []

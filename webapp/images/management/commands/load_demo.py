@@ -19,7 +19,7 @@ from inference.runtime import sha256_file
 from training.models import ModelKind, ModelVersion
 from webapp.images.importers import import_voc
 from webapp.images.models import Box, Dataset
-from webapp.jobs.models import Job, JobStatus
+from webapp.jobs.models import Job, JobKind, JobStatus
 from webapp.jobs.runner import execute_job
 
 DEMO_DATASET = "BCCD demo"
@@ -130,7 +130,7 @@ class Command(BaseCommand):
             return
         ids = list(dataset.images.values_list("pk", flat=True))
         job = Job.objects.create(
-            kind="detect",
+            kind=JobKind.DETECT,
             dataset=dataset,
             params={"image_ids": ids, "model_version": version.pk, "min_confidence": 0.05},
         )
