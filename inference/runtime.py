@@ -14,7 +14,7 @@ import json
 import os
 import struct
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -222,3 +222,17 @@ def load_checkpoint(
     except Exception as exc:  # safetensors raises its own error types (Rust side)
         raise CheckpointError(f"{name} is corrupt: {exc}") from exc
     return Checkpoint(tensors, kind, config, extra, version, digest)
+
+
+def check_config_keys(config_class: type, data: dict[str, Any]) -> None:
+    """Refuse keys a config dataclass does not have, rather than silently dropping them.
+
+    A checkpoint written by other code (or a hand-edited model card) then fails loudly at
+    load time instead of building a model that differs from the one trained.
+
+    Raises:
+        ValueError: naming the class and the unknown keys.
+    """
+    unknown = set(data) - {f.name for f in fields(config_class)}
+    if unknown:
+        raise ValueError(f"unknown {config_class.__name__} keys: {sorted(unknown)}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from inference.faces import PREPROCESSING
-from inference.runtime import CheckpointError, load_checkpoint, pick_device, save_checkpoint
+from inference.runtime import (
+    CheckpointError,
+    check_config_keys,
+    load_checkpoint,
+    pick_device,
+    save_checkpoint,
+)
 
 # With L2-normalised embeddings distances lie in [0, 2]; a margin of 1 pushes different
 # people at least 60 degrees apart and leaves pairs already past that out of the loss.
@@ -96,10 +102,7 @@ class EmbeddingConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EmbeddingConfig:
         """Inverse of :meth:`to_dict`; missing keys take defaults, unknown keys are an error."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown EmbeddingConfig keys: {sorted(unknown)}")
+        check_config_keys(cls, data)
         values = dict(data)
         if "widths" in values:
             values["widths"] = tuple(int(w) for w in values["widths"])

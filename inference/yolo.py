@@ -40,7 +40,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from inference.boxes import batched_nms, clip_boxes
-from inference.runtime import CheckpointError, load_checkpoint, pick_device, save_checkpoint
+from inference.runtime import (
+    CheckpointError,
+    check_config_keys,
+    load_checkpoint,
+    pick_device,
+    save_checkpoint,
+)
 
 __all__ = [
     "YoloConfig",
@@ -177,10 +183,7 @@ class YoloConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> YoloConfig:
         """Inverse of :meth:`to_dict`; unknown keys are an error, not silently dropped."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown YoloConfig keys: {sorted(unknown)}")
+        check_config_keys(cls, data)
         return cls(**data)
 
 

@@ -10,13 +10,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers
 
+F = TypeVar("F", bound=Callable[..., Any])
 TOKEN_SCHEMES = ["Token", "Bearer", "ApiKey"]
 
 
@@ -94,3 +102,20 @@ WAIT_PARAMETER = OpenApiParameter(
         "the job at once."
     ),
 )
+
+
+def waiting_schema(
+    body: Any, errors: tuple[int, ...], *, done: tuple[int, ...] = (200,), **more: Any
+) -> Callable[[F], F]:
+    """``extend_schema`` for an endpoint that takes a multipart ``body``, waits for its job
+    (``?wait=``) and answers its result (``done`` statuses), 202, or one of ``errors``."""
+    parameters = [WAIT_PARAMETER, *more.pop("parameters", [])]
+    return extend_schema(
+        request={"multipart/form-data": body},
+        parameters=parameters,
+        responses={
+            **dict.fromkeys((*done, 202), OpenApiTypes.OBJECT),
+            **error_responses(*errors),
+        },
+        **more,
+    )

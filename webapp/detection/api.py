@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from django.http import QueryDict
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 from webapp.accounts.authentication import ApiTokenAuthentication, authenticate_key
 from webapp.accounts.models import ApiToken, User, signed_in_user
 from webapp.api.errors import ApiError
-from webapp.api.schema import WAIT_PARAMETER, error_responses
+from webapp.api.schema import waiting_schema
 from webapp.detection.services import resolve_version
 from webapp.images import uploads
 from webapp.images.models import Dataset, Image
@@ -106,13 +106,10 @@ def start_detection(
 class DetectView(APIView):
     parser_classes = [MultiPartParser, FormParser, JSONParser]
 
-    @extend_schema(
-        request={"multipart/form-data": DetectRequest, "application/json": DetectRequest},
-        parameters=[
-            WAIT_PARAMETER,
-            OpenApiParameter("model_version", int, description="Same as the form field."),
-        ],
-        responses={200: dict, 202: dict, **error_responses(400, 401, 403, 404, 413, 503, 504)},
+    @waiting_schema(
+        DetectRequest,
+        (400, 401, 403, 404, 413, 503, 504),
+        parameters=[OpenApiParameter("model_version", int, description="As the form field.")],
     )
     def post(self, request: Request) -> Response:
         wait_s = parse_wait(request)
@@ -171,12 +168,7 @@ class DeepStackDetectionView(APIView):
         }
         return response
 
-    @extend_schema(
-        request={"multipart/form-data": DeepStackRequest},
-        parameters=[WAIT_PARAMETER],
-        responses={200: dict, **error_responses(400, 401, 413, 503, 504)},
-        tags=["deepstack"],
-    )
+    @waiting_schema(DeepStackRequest, (400, 401, 413, 503, 504), tags=["deepstack"])
     def post(self, request: Request) -> Response:
         wait_s = parse_wait(request)
         upload = request.FILES.get("image")

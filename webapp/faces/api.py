@@ -15,7 +15,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -27,7 +27,7 @@ from rest_framework.views import APIView
 from webapp.accounts.models import signed_in_user
 from webapp.accounts.permissions import RolePermission
 from webapp.api.errors import ApiError
-from webapp.api.schema import WAIT_PARAMETER, error_responses
+from webapp.api.schema import waiting_schema
 from webapp.api.serializers import JobSerializer
 from webapp.faces import enrollment, services
 from webapp.faces.models import Face, Subject
@@ -146,31 +146,40 @@ def start_verification(
     return run_job(request, JobKind.VERIFY, params, wait_s)
 
 
-class VerifyView(APIView):
-    """``POST /api/v1/faces/verify/``: are the faces of two photos the same person?"""
+class FaceQueryView(APIView):
+    """An endpoint that asks a question of the models and stores nothing: any role may POST.
+
+    Subclasses name the request serializer and how to start the job from its data.
+    """
 
     permission_classes = [FacesPermission]
-
     parser_classes = [MultiPartParser, FormParser]
     read_like = True
+    request_class: type[serializers.Serializer[Any]]
 
-    @extend_schema(
-        request={"multipart/form-data": VerifyRequest},
-        parameters=[WAIT_PARAMETER],
-        responses={
-            200: OpenApiTypes.OBJECT,
-            202: OpenApiTypes.OBJECT,
-            **error_responses(400, 401, 413, 422, 503, 504),
-        },
-    )
+    def start(self, request: Request, data: dict[str, Any], wait_s: float) -> Job:
+        raise NotImplementedError
+
     def post(self, request: Request) -> Response:
         wait_s = parse_wait(request)
-        payload = VerifyRequest(data=request.data)
+        payload = self.request_class(data=request.data)
         payload.is_valid(raise_exception=True)
-        data = payload.validated_data
+        return job_response(self.start(request, dict(payload.validated_data), wait_s))
+
+
+QUERY_ERRORS = (400, 401, 413, 422, 503, 504)
+
+
+@extend_schema_view(post=waiting_schema(VerifyRequest, QUERY_ERRORS))
+class VerifyView(FaceQueryView):
+    """``POST /api/v1/faces/verify/``: are the faces of two photos the same person?"""
+
+    request_class = VerifyRequest
+
+    def start(self, request: Request, data: dict[str, Any], wait_s: float) -> Job:
         source = read_upload(data["source_image"], "source_image")
         target = read_upload(data["target_image"], "target_image")
-        return job_response(start_verification(request, source, target, data, wait_s))
+        return start_verification(request, source, target, data, wait_s)
 
 
 # ---------------------------------------------------------------------------- recognize
@@ -210,30 +219,14 @@ def start_recognition(
     return run_job(request, JobKind.RECOGNIZE, recognition_params(upload, options), wait_s)
 
 
-class RecognizeView(APIView):
+@extend_schema_view(post=waiting_schema(RecognizeRequest, QUERY_ERRORS))
+class RecognizeView(FaceQueryView):
     """``POST /api/v1/faces/recognize/``: who are the people in this photo?"""
 
-    permission_classes = [FacesPermission]
+    request_class = RecognizeRequest
 
-    parser_classes = [MultiPartParser, FormParser]
-    read_like = True
-
-    @extend_schema(
-        request={"multipart/form-data": RecognizeRequest},
-        parameters=[WAIT_PARAMETER],
-        responses={
-            200: OpenApiTypes.OBJECT,
-            202: OpenApiTypes.OBJECT,
-            **error_responses(400, 401, 413, 422, 503, 504),
-        },
-    )
-    def post(self, request: Request) -> Response:
-        wait_s = parse_wait(request)
-        payload = RecognizeRequest(data=request.data)
-        payload.is_valid(raise_exception=True)
-        data = payload.validated_data
-        upload = read_upload(data["image"], "image")
-        return job_response(start_recognition(request, upload, data, wait_s))
+    def start(self, request: Request, data: dict[str, Any], wait_s: float) -> Job:
+        return start_recognition(request, read_upload(data["image"], "image"), data, wait_s)
 
 
 # ---------------------------------------------------------------------------- subjects
@@ -345,16 +338,8 @@ class SubjectViewSet(
         enrollment.delete_subject(instance)
 
     @extend_schema(methods=["GET"], responses=OpenApiTypes.OBJECT)
-    @extend_schema(
-        methods=["POST"],
-        request={"multipart/form-data": EnrollUpload},
-        parameters=[WAIT_PARAMETER],
-        responses={
-            200: OpenApiTypes.OBJECT,
-            201: OpenApiTypes.OBJECT,
-            202: OpenApiTypes.OBJECT,
-            **error_responses(400, 401, 403, 404, 409, 413, 422, 503, 504),
-        },
+    @waiting_schema(
+        EnrollUpload, (400, 401, 403, 404, 409, 413, 422, 503, 504), done=(201,), methods=["POST"]
     )
     @action(detail=True, methods=["get", "post"], url_path="faces")
     def faces(self, request: Request, pk: str | None = None) -> Response:

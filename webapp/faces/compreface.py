@@ -30,6 +30,7 @@ import math
 from typing import Any
 
 from django.db import transaction
+from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
@@ -250,10 +251,7 @@ class FacesView(CompreFaceView):
 
     @compat_schema
     def get(self, request: Request) -> Response:
-        faces = Face.objects.filter(subject__dataset=services.gallery_dataset())
-        name = request.query_params.get("subject")
-        if name:
-            faces = faces.filter(subject=gallery_subject(name))
+        faces = examples(request)
         page = int(query_number(request, "page", 0, low=0))
         size = int(query_number(request, "size", 20, low=1, high=1000))
         total = faces.count()
@@ -273,11 +271,14 @@ class FacesView(CompreFaceView):
 
     @compat_schema
     def delete(self, request: Request) -> Response:
-        faces = Face.objects.filter(subject__dataset=services.gallery_dataset())
-        name = request.query_params.get("subject")
-        if name:
-            faces = faces.filter(subject=gallery_subject(name))
-        return Response({"deleted": enrollment.delete_faces(faces)})
+        return Response({"deleted": enrollment.delete_faces(examples(request))})
+
+
+def examples(request: Request) -> QuerySet[Face]:
+    """The gallery's faces, only those of ``?subject=`` when it is given."""
+    faces = Face.objects.filter(subject__dataset=services.gallery_dataset())
+    name = request.query_params.get("subject")
+    return faces.filter(subject=gallery_subject(name)) if name else faces
 
 
 def subject_for_enrollment(request: Request, name: str) -> tuple[Subject, bool]:

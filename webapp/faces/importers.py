@@ -26,17 +26,13 @@ def import_identity_folders(
     *,
     name: str,
     source: str = "web",
-    task: str = Task.FACES,
     on_progress: Callable[[int, int], None] | None = None,
-    class_map: object = None,
 ) -> ImportReport:
-    """Import ``root/<person>/<image>`` into the faces dataset ``name``.
+    """Import ``root/<person>/<image>`` into the faces dataset ``name`` (task "faces").
 
     Re-importing the same folder adds nothing (images are deduplicated by content) and
-    repairs a missing face row. ``task`` and ``class_map`` exist for the command's uniform
-    call; a faces dataset is always created with task "faces".
+    repairs a missing face row.
     """
-    del task, class_map
     samples = load_identity_folder(root)
     if not samples:
         raise ValueError(f"{root} has no <person>/<image> files")

@@ -135,15 +135,21 @@ class NameForm(forms.Form):
     merge = forms.BooleanField(required=False)
 
 
+def _posted_name(request: HttpRequest) -> dict[str, Any]:
+    """The posted name form's values, or its first error as a FaceError."""
+    form = NameForm(request.POST)
+    if not form.is_valid():
+        raise form_error(form)
+    return dict(form.cleaned_data)
+
+
 @require_POST
 def person_add(request: HttpRequest) -> HttpResponse:
     if not user_can_edit(request.user):
         return forbidden(request, "add people")
-    form = NameForm(request.POST)
     try:
-        if not form.is_valid():
-            raise form_error(form)
-        subject = enrollment.create_subject(form.cleaned_data["name"], signed_in_user(request.user))
+        name = _posted_name(request)["name"]
+        subject = enrollment.create_subject(name, signed_in_user(request.user))
     except FaceError as exc:
         messages.error(request, exc.message)
         return redirect("faces:people")
@@ -156,11 +162,8 @@ def person_rename(request: HttpRequest, subject_id: int) -> HttpResponse:
     if not user_can_edit(request.user):
         return forbidden(request, "rename people")
     subject = _get_subject(subject_id)
-    form = NameForm(request.POST)
     try:
-        if not form.is_valid():
-            raise form_error(form)
-        data = form.cleaned_data
+        data = _posted_name(request)
         renamed = enrollment.rename_subject(subject, data["name"], merge=data["merge"])
     except FaceError as exc:
         messages.error(request, exc.message)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -221,23 +222,35 @@ def _verify_figures(
     ]
 
 
+def _face_page(
+    request: HttpRequest,
+    template: str,
+    form_class: type[forms.Form],
+    run: Callable[[HttpRequest, Any], dict[str, Any]],
+    context: dict[str, Any],
+) -> HttpResponse:
+    """GET: the empty form. POST: ``run`` the form's job and show what it returns, or the
+    refusal in the page's words, with the refusal's status."""
+    if request.method == "GET":
+        return render(request, template, {**context, "form": form_class()})
+    form = form_class(request.POST, request.FILES)
+    try:
+        shown = run(request, form)
+    except JobError as exc:
+        context.update(form=form, error=plain(exc.message))
+        return render(request, template, context, status=exc.status)
+    result = shown.get("result")
+    if result is not None:
+        for key in ("notes", "warnings"):
+            result[key] = [plain(line) for line in result.get(key, [])]
+    return render(request, template, {**context, "form": form, **shown})
+
+
 @require_http_methods(["GET", "POST"])
 def verify_page(request: HttpRequest) -> HttpResponse:
     """Two photos in, "Same person" or "Different people" out, with the numbers behind it."""
-    context: dict[str, Any] = {"serving": serving_models()}
-    if request.method == "GET":
-        return render(request, "faces/verify.html", {**context, "form": VerifyForm()})
-    form = VerifyForm(request.POST, request.FILES)
-    try:
-        shown = _verify(request, form)
-    except JobError as exc:
-        context.update(form=form, error=plain(exc.message))
-        return render(request, "faces/verify.html", context, status=exc.status)
-    if "result" in shown:
-        result = shown["result"]
-        result["notes"] = [plain(n) for n in result.get("notes", [])]
-        result["warnings"] = [plain(w) for w in result.get("warnings", [])]
-    return render(request, "faces/verify.html", {**context, "form": form, **shown})
+    context = {"serving": serving_models()}
+    return _face_page(request, "faces/verify.html", VerifyForm, _verify, context)
 
 
 # ---------------------------------------------------------------------------- recognize
@@ -266,7 +279,6 @@ def _recognize(request: HttpRequest, form: RecognizeForm) -> dict[str, Any]:
         )
         for i, face in enumerate(result.get("faces", []), start=1)
     ]
-    result["notes"] = [plain(n) for n in result.get("notes", [])]
     return {
         "job": job,
         "result": result,
@@ -278,13 +290,5 @@ def _recognize(request: HttpRequest, form: RecognizeForm) -> dict[str, Any]:
 @require_http_methods(["GET", "POST"])
 def recognize_page(request: HttpRequest) -> HttpResponse:
     """One photo in: every face boxed with its best enrolled person, or "unknown"."""
-    context: dict[str, Any] = {"serving": serving_models(recognition=True)}
-    if request.method == "GET":
-        return render(request, "faces/recognize.html", {**context, "form": RecognizeForm()})
-    form = RecognizeForm(request.POST, request.FILES)
-    try:
-        shown = _recognize(request, form)
-    except JobError as exc:
-        context.update(form=form, error=plain(exc.message))
-        return render(request, "faces/recognize.html", context, status=exc.status)
-    return render(request, "faces/recognize.html", {**context, "form": form, **shown})
+    context = {"serving": serving_models(recognition=True)}
+    return _face_page(request, "faces/recognize.html", RecognizeForm, _recognize, context)

@@ -17,7 +17,7 @@ from webapp.faces.importers import import_identity_folders
 from webapp.images.importers import import_voc
 from webapp.images.models import Task, slug_validator
 
-FORMATS: dict[str, Any] = {"voc": import_voc, "folders": import_identity_folders}
+FORMATS = ("folders", "voc")
 
 
 def parse_class_map(text: str) -> dict[str, str]:
@@ -36,7 +36,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("path")
-        parser.add_argument("--format", choices=sorted(FORMATS), default="voc")
+        parser.add_argument("--format", choices=FORMATS, default="voc")
         parser.add_argument("--name", required=True, help="Dataset name (created if new).")
         parser.add_argument(
             "--source", default="web", help="Where these images come from, e.g. web or app."
@@ -66,15 +66,14 @@ class Command(BaseCommand):
         class_map = parse_class_map(options["class_map"])
         if options["single_class"]:
             class_map = {name: options["single_class"] for name in read_voc(root).class_names}
+        common = {"name": options["name"], "source": options["source"], "on_progress": progress}
         try:
-            report = FORMATS[options["format"]](
-                root,
-                name=options["name"],
-                source=options["source"],
-                task=options["task"],
-                on_progress=progress,
-                class_map=class_map or None,
-            )
+            if options["format"] == "folders":
+                report = import_identity_folders(root, **common)
+            else:
+                report = import_voc(
+                    root, task=options["task"], class_map=class_map or None, **common
+                )
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         for warning in report.warnings:
