@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
-from django.contrib.auth.models import User
 
 from inference.face_pipeline import largest_face
 from inference.predict import Predictor
@@ -45,6 +44,7 @@ from training.verification import (
     evaluate_verifier,
     train_verifier,
 )
+from webapp.accounts.models import User
 from webapp.images.models import Dataset, Task
 
 Log = Callable[[str], object]
