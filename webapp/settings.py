@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "webapp.api",
     "webapp.detection",
     "webapp.faces",
+    "webapp.labeling",
     "training",
 ]
 

@@ -20,6 +20,7 @@ urlpatterns = [
     path("detect/", DetectView.as_view(), name="detect"),
     path("faces/", include(native_urlpatterns)),
     path("", include(compreface_urlpatterns)),
+    path("", include("webapp.labeling.urls")),
     path("", include(router.urls)),
     re_path(r"^.*$", json_not_found),
 ]

@@ -17,9 +17,9 @@ from django.db import transaction
 
 from inference.predict import Detections, Predictor
 from training.models import ModelKind, ModelVersion
-from webapp.images.importers import class_color
-from webapp.images.models import Box, BoxOrigin, Dataset, Image, ImageStatus, LabelClass
+from webapp.images.models import Box, BoxOrigin, Dataset, Image, ImageStatus
 from webapp.jobs.errors import JobError
+from webapp.labeling.classes import ensure_classes
 
 _cache_lock = threading.Lock()
 _cache: dict[str, tuple[int, str, Predictor]] = {}
@@ -136,12 +136,7 @@ def detect_arrays(
 def store_model_boxes(image: Image, version: ModelVersion, detections: Detections) -> int:
     """Replace this version's boxes on `image` with `detections`; returns the count."""
     with transaction.atomic():
-        classes = {c.name: c for c in image.dataset.classes.all()}
-        for name in detections.class_names:
-            if name not in classes:
-                classes[name] = LabelClass.objects.create(
-                    dataset=image.dataset, name=name, color=class_color(len(classes))
-                )
+        classes = ensure_classes(image.dataset, detections.class_names)
         Box.objects.filter(image=image, origin=BoxOrigin.MODEL, model_version=version).delete()
         boxes = [
             Box(

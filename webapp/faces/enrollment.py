@@ -21,7 +21,7 @@ from django.db.models import Count, QuerySet
 from inference.face_pipeline import FoundFace
 from training.models import ModelVersion
 from webapp.accounts.models import User
-from webapp.faces.models import Face, FaceOrigin, Subject
+from webapp.faces.models import Face, FaceLabel, FaceOrigin, Subject
 from webapp.faces.services import (
     FaceError,
     FaceModels,
@@ -273,6 +273,7 @@ def _store_face(
         score=prepared.face.score,
         origin=prepared.origin,
         warnings=list(prepared.face.warnings),
+        label=FaceLabel.PERSON,
         created_by=user,
     )
     face.set_embedding(embedding, version.pk)

@@ -15,7 +15,7 @@ from django.db import transaction
 
 from training.formats.folders import load_identity_folder
 from training.splits import SPLIT_SCHEME, deterministic_split
-from webapp.faces.models import Face, FaceOrigin, Subject
+from webapp.faces.models import Face, FaceLabel, FaceOrigin, Subject
 from webapp.images.importers import ImportReport
 from webapp.images.ingest import DuplicateImage, ImageRejected, ingest_image
 from webapp.images.models import Dataset, ImageStatus, SplitAssignment, Task
@@ -68,7 +68,11 @@ def _import_face(
                 report.images_existing += 1
             if not image.faces.filter(subject=subject).exists():
                 Face.objects.create(
-                    image=image, subject=subject, origin=FaceOrigin.HUMAN, score=1.0
+                    image=image,
+                    subject=subject,
+                    origin=FaceOrigin.HUMAN,
+                    score=1.0,
+                    label=FaceLabel.PERSON,
                 )
                 report.boxes_added += 1
             _, created = SplitAssignment.objects.get_or_create(

@@ -47,6 +47,15 @@ class FaceOrigin(models.TextChoices):
     MODEL = "model", "Found by the face detector"
 
 
+class FaceLabel(models.TextChoices):
+    """What a person said about a found face (``person`` goes with a subject)."""
+
+    PENDING = "pending", "Not labelled yet"
+    PERSON = "person", "A known person"
+    UNKNOWN = "unknown", "A person we do not know"
+    NOT_FACE = "not_face", "Not a face"
+
+
 class Face(models.Model):
     """One face in one image, optionally assigned to a subject, with its embedding."""
 
@@ -62,6 +71,7 @@ class Face(models.Model):
     score = models.FloatField(default=1.0)
     origin = models.CharField(max_length=8, choices=FaceOrigin.choices, default=FaceOrigin.MODEL)
     warnings = models.JSONField(default=list, blank=True)
+    label = models.CharField(max_length=16, choices=FaceLabel.choices, default=FaceLabel.PENDING)
     # float32 little-endian bytes of the embedding made by `embedding_version`.
     embedding = models.BinaryField(null=True, blank=True)
     embedding_version = models.ForeignKey(

@@ -25,23 +25,7 @@ from webapp.images.models import (
     SplitAssignment,
     Task,
 )
-
-PALETTE = [
-    "#e6194b",
-    "#3cb44b",
-    "#4363d8",
-    "#f58231",
-    "#911eb4",
-    "#42d4f4",
-    "#f032e6",
-    "#bfef45",
-    "#fabed4",
-    "#469990",
-    "#dcbeff",
-    "#9a6324",
-    "#800000",
-    "#aaffc3",
-]
+from webapp.labeling.classes import ensure_classes
 
 
 @dataclass
@@ -53,10 +37,6 @@ class ImportReport:
     splits: dict[str, int] = field(default_factory=dict)
     split_source: str = ""
     warnings: list[str] = field(default_factory=list)
-
-
-def class_color(index: int) -> str:
-    return PALETTE[index % len(PALETTE)]
 
 
 def import_voc(
@@ -75,7 +55,7 @@ def import_voc(
     dataset, _ = Dataset.objects.get_or_create(name=name, defaults={"task": task})
     report = ImportReport(dataset=dataset)
     report.warnings += [f"{w.file}: {w.reason}" for w in parsed.warnings]
-    classes = _ensure_classes(dataset, parsed.class_names)
+    classes = ensure_classes(dataset, parsed.class_names)
     stems = [record.stem for record in parsed.records]
     if parsed.splits:
         split_of = {s: split for split, members in parsed.splits.items() for s in members}
@@ -88,16 +68,6 @@ def import_voc(
         if on_progress:
             on_progress(done, len(parsed.records))
     return report
-
-
-def _ensure_classes(dataset: Dataset, names: list[str]) -> dict[str, LabelClass]:
-    existing = {c.name: c for c in dataset.classes.all()}
-    for name in names:
-        if name not in existing:
-            existing[name] = LabelClass.objects.create(
-                dataset=dataset, name=name, color=class_color(len(existing))
-            )
-    return existing
 
 
 def _import_record(

@@ -60,9 +60,12 @@ class LabelClass(models.Model):
 
 
 class ImageStatus(models.TextChoices):
+    """new -> (predicted) -> labeled -> reviewed; a reviewer may send it back as needs_fix."""
+
     NEW = "new", "New"
     PREDICTED = "predicted", "Predicted"
     LABELED = "labeled", "Labeled"
+    NEEDS_FIX = "needs_fix", "Needs fix"
     REVIEWED = "reviewed", "Reviewed"
 
 
@@ -82,6 +85,27 @@ class Image(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # Bumped by every change of the human labels: a save names the version it edited, so
+    # two people editing one image never silently overwrite each other (409 on a stale one).
+    labels_version = models.PositiveIntegerField(default=0)
+    labeled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    labeled_at = models.DateTimeField(null=True, blank=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    # The reviewer's note when sending the image back (status needs_fix); the labeler sees it.
+    review_comment = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -120,6 +144,23 @@ class Box(models.Model):
         related_name="boxes",
     )
     score = models.FloatField(null=True, blank=True)
+    # A human box made by accepting a model's suggestion remembers where it came from;
+    # unlike `model_version` (the predictor of a model box), deleting that version keeps it.
+    suggested_by = models.ForeignKey(
+        "training.ModelVersion",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    suggested_score = models.FloatField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
     reviewed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
@@ -164,3 +205,30 @@ class SplitAssignment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.image_id}:{self.scheme}={self.split}"
+
+
+class LabelChange(models.Model):
+    """One change of an image's human labels: who, when, the boxes before and after.
+
+    The history behind ``Image.labels_version``; error analysis counts the changes made
+    after an evaluation as the fixes that flowed back from it.
+    """
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="label_changes")
+    version = models.PositiveIntegerField(help_text="labels_version after this change")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    action = models.CharField(max_length=32)
+    before = models.JSONField(default=list, blank=True)
+    after = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["image", "version"], name="one_change_per_version")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} of image {self.image_id} (v{self.version})"

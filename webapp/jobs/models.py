@@ -23,6 +23,7 @@ class JobKind(models.TextChoices):
     REEMBED = "reembed", "Re-embed enrolled faces"
     EVALUATE = "evaluate", "Evaluate model"
     TRAIN = "train", "Train model"
+    IMPORT = "import", "Import labelled data"
 
 
 class JobStatus(models.TextChoices):
