@@ -13,6 +13,7 @@ from django.utils import timezone
 
 class Role(models.TextChoices):
     ADMIN = "admin", "Admin"
+    REVIEWER = "reviewer", "Reviewer"  # labels, and approves or sends back others' labels
     LABELER = "labeler", "Labeler"
     VIEWER = "viewer", "Viewer"
 
@@ -29,7 +30,7 @@ class User(AbstractUser):
     @property
     def can_edit(self) -> bool:
         """Labelers and admins upload, label and start jobs; viewers only look."""
-        return self.effective_role in (Role.ADMIN, Role.LABELER)
+        return self.effective_role in (Role.ADMIN, Role.REVIEWER, Role.LABELER)
 
     @property
     def is_admin_role(self) -> bool:
