@@ -358,6 +358,37 @@ def accept_predictions(
     return len(specs)
 
 
+def merge_classes(source: LabelClass, target: LabelClass, *, user: User | None) -> int:
+    """Move every box of ``source`` to ``target`` (same dataset) and delete ``source``.
+
+    Each image whose labels change gets a new labels version and a history row, so an
+    editor still showing the old class gets a 409 instead of writing it back. Returns the
+    number of boxes moved.
+    """
+    with transaction.atomic():
+        ids = list(
+            Box.objects.filter(label_class=source, origin=BoxOrigin.HUMAN)
+            .values_list("image_id", flat=True)
+            .distinct()
+        )
+        images = {i.pk: i for i in Image.objects.select_for_update().filter(pk__in=ids)}
+        before = {pk: _snapshot(image) for pk, image in images.items()}
+        moved = Box.objects.filter(label_class=source).update(label_class=target)
+        for pk, image in images.items():
+            image.labels_version += 1
+            Image.objects.filter(pk=pk).update(labels_version=image.labels_version)
+            LabelChange.objects.create(
+                image=image,
+                version=image.labels_version,
+                user=user,
+                action="merge_classes",
+                before=before[pk],
+                after=_snapshot(image),
+            )
+        source.delete()
+    return moved
+
+
 # ---------------------------------------------------------------------------- review
 
 
