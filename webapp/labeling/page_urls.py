@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
+
+from webapp.labeling import views
 
 app_name = "labeling"
 
-urlpatterns: list[URLPattern | URLResolver] = []
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("images/<int:image_id>/", views.annotate, name="annotate"),
+    path("datasets/<int:dataset_id>/queue/", views.queue_page, name="queue"),
+    path("datasets/<int:dataset_id>/next/", views.queue_next, name="next"),
+]
