@@ -105,10 +105,21 @@ def test_accepted_suggestions_remember_their_model_and_leave_the_suggestions(
     assert human.suggested_by is None and human.suggested_score == pytest.approx(0.9)
 
 
-def test_resolving_an_unknown_suggestion_is_a_404(image, classes, labeler):
-    with pytest.raises(LabelError) as caught:
-        services.replace_boxes(image, [], user=labeler, version=0, resolve=[123456])
-    assert caught.value.status == 404
+def test_resolving_touches_only_this_images_suggestions(
+    image, classes, labeler, dataset, tiny_detector
+):
+    from tests.images import jpeg_bytes
+    from webapp.images.ingest import ingest_image
+
+    other = ingest_image(jpeg_bytes(30, 30, seed=8), dataset=dataset, user=labeler)
+    theirs = Box.objects.create(
+        image=other, label_class=classes["RBC"], x1=1, y1=1, x2=5, y2=5,
+        origin="model", model_version=tiny_detector, score=0.5,
+    )  # fmt: skip
+    services.replace_boxes(image, [], user=labeler, version=0, resolve=[theirs.pk, 987654])
+    assert Box.objects.filter(pk=theirs.pk).exists()
+    with pytest.raises(LabelError, match="list of box ids"):
+        services.replace_boxes(image, [], user=labeler, version=1, resolve=["1"])
 
 
 def test_review_moves_the_state_and_records_who(image, labeler, reviewer):
