@@ -1,4 +1,4 @@
-"""The Pascal VOC reader on the real BCCD set and on small broken folders."""
+"""The Pascal VOC reader on the real BCCD set and on small broken folders; the writer."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from training.formats import VocDataset, read_voc
+from training.formats import VocDataset, VocRecord, read_voc
+from training.formats.voc import voc_files
 
 
 @pytest.fixture(scope="module")
@@ -236,3 +237,25 @@ def test_splits_drop_stems_without_records(tmp_path: Path) -> None:
     dataset = read_voc(root)
     assert dataset.splits == {"train": ["good"], "test": ["bounds"]}
     assert _codes(dataset)["ImageSets/Main/train.txt"] == ["split_missing"]
+
+
+# --- the writer ------------------------------------------------------------------------------
+
+
+def test_voc_files_round_trip_through_the_reader(tmp_path: Path) -> None:
+    image = _jpeg(tmp_path / "src" / "a.JPG")
+    boxes = np.array([[1.25, 2.5, 10.75, 20], [0, 0, 64, 48]], np.float32)
+    record = VocRecord("a&b", image, 64, 48, boxes, ("dog <1>", "cat"), np.array([1, 0]))
+    out = tmp_path / "voc"
+    for name, content in voc_files([record], {"train": ["a&b"], "val": []}):
+        target = out / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content.read_bytes() if isinstance(content, Path) else content)
+    assert (out / "JPEGImages" / "a&b.jpg").read_bytes() == image.read_bytes()
+    back = read_voc(out)
+    assert back.warnings == []
+    assert back.class_names == ["cat", "dog <1>"]  # names escaped in the XML, read back
+    assert back.splits == {"train": ["a&b"], "val": []}
+    np.testing.assert_array_equal(back.records[0].boxes, boxes)
+    assert back.records[0].class_names == ("dog <1>", "cat")
+    assert "<xmin>1.25</xmin>" in (out / "Annotations" / "a&b.xml").read_text()

@@ -2,14 +2,20 @@
 
 Pure code (no Django). This is the layout of ORL / AT&T (``faces/sN/K.pgm``) and of most face
 collections people keep; each image is a whole-image face of the person its folder names.
+:func:`load_identity_folder` reads it; :func:`identity_files` writes it (the faces export).
 """
 
 from __future__ import annotations
 
+import io
+import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from PIL import Image
+
+from training.formats.records import ExportFile
 
 Box = tuple[float, float, float, float]
 
@@ -62,3 +68,33 @@ def load_identity_folder(root: str | Path) -> list[FaceSample]:
         for image in sorted(p for p in person.iterdir() if is_image_file(p)):
             samples.append(FaceSample(image_path=image, identity=person.name))
     return samples
+
+
+def folder_name(identity: str) -> str:
+    """A person's name as one safe folder name (separators and leading dots replaced)."""
+    name = re.sub(r"[\\/\x00-\x1f]+", "_", identity).strip()
+    return re.sub(r"^\.+", "_", name) or "_"
+
+
+def identity_files(
+    faces: Sequence[tuple[FaceSample, str, str | None]],
+) -> Iterator[ExportFile]:
+    """The files of an identity-folder export: ``[<split>/]<person>/<file>``.
+
+    Args:
+        faces: ``(sample, file name, split or None)`` per face. A sample without a box is
+            the whole image (copied as it is); one with a box is cropped to it and written
+            as PNG (so a photo of several people gives each person their own face).
+    """
+    for sample, name, split in faces:
+        folder = f"{split}/" if split else ""
+        folder += folder_name(sample.identity)
+        if sample.box is None:
+            yield f"{folder}/{name}", sample.image_path
+            continue
+        with Image.open(sample.image_path) as image:
+            x1, y1, x2, y2 = (round(v) for v in sample.box)
+            crop = image.crop((x1, y1, x2, y2))
+            buffer = io.BytesIO()
+            crop.save(buffer, format="PNG")
+        yield f"{folder}/{PurePosixPath(name).stem}.png", buffer.getvalue()

@@ -1,6 +1,7 @@
-"""Pascal VOC reader for a user's folder, tolerant of the defects real data sets have.
+"""Pascal VOC: a reader for a user's folder, tolerant of the defects real data sets have,
+and a writer (:func:`voc_files`) for exports.
 
-One bad file never stops an import: each problem becomes a :class:`VocWarning` (file name
+One bad file never stops an import: each problem becomes a :class:`FormatWarning` (file name
 and reason) and the offending box, record or file is fixed or skipped as documented in
 :func:`read_voc`.
 
@@ -17,20 +18,32 @@ reduced to their base name, so an XML cannot point the importer at ``/etc`` or `
 
 from __future__ import annotations
 
-import dataclasses
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path, PurePath, PureWindowsPath
 
 import numpy as np
-from numpy.typing import NDArray
-from PIL import Image
 
+from training.formats.records import (
+    IMAGE_SUFFIXES,
+    UNREADABLE_ERRORS,
+    Box,
+    ExportFile,
+    FormatWarning,
+    Record,
+    RecordSet,
+    Warnings,
+    check_box,
+    fmt_number,
+    image_size,
+    make_record,
+    number_text,
+    rename_classes,
+)
 from training.splits import SPLIT_NAMES
 
 MAX_XML_BYTES = 4 * 1024 * 1024  # a VOC file with 1,000 boxes is about 250 kB
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 ANNOTATION_DIRS = ("Annotations", "annotations")
 IMAGE_DIRS = ("JPEGImages", "images", "Images")
 # "<!ENTITY" as bytes in each encoding expat auto-detects, so UTF-16 files cannot slip past.
@@ -38,69 +51,10 @@ IMAGE_DIRS = ("JPEGImages", "images", "Images")
 _ENTITY_MARKERS = tuple("<!ENTITY".encode(enc) for enc in ("utf-8", "utf-16-le", "utf-16-be"))
 
 
-@dataclass(frozen=True)
-class VocWarning:
-    """One problem found while reading.
-
-    Attributes:
-        file: the file's name relative to the root (e.g. ``Annotations/BloodImage_00338.xml``).
-        code: a stable machine-readable kind: "zero_area", "out_of_bounds", "outside_image",
-            "invalid_box", "unknown_class", "whitespace_class", "empty_class", "missing_image",
-            "unreadable_image", "malformed_xml", "xml_too_large", "size_mismatch",
-            "split_missing".
-        reason: a sentence for people saying what was wrong and what was done about it.
-    """
-
-    file: str
-    code: str
-    reason: str
-
-
-@dataclass(frozen=True, eq=False)
-class VocRecord:
-    """One annotated image.
-
-    Attributes:
-        stem: the annotation's file name without extension (the id used by ImageSets).
-        image_path: where the image is.
-        width, height: the image's real size in pixels (read from the image, not the XML).
-        boxes: ``float32 (N, 4)`` xyxy pixels, inside ``[0, width] x [0, height]``, area > 0.
-        class_names: ``N`` names, whitespace stripped.
-        labels: ``int64 (N,)`` indices into :attr:`VocDataset.class_names`.
-    """
-
-    stem: str
-    image_path: Path
-    width: int
-    height: int
-    boxes: NDArray[np.float32]
-    class_names: tuple[str, ...]
-    labels: NDArray[np.int64]
-
-
-@dataclass
-class VocDataset:
-    """The result of :func:`read_voc`.
-
-    Attributes:
-        root: the folder read.
-        records: one per usable annotation, sorted by stem.
-        class_names: sorted names found, or the ``class_names`` given, in that order.
-        splits: the authors' ``ImageSets/Main/{train,val,test}.txt`` (split -> stems that
-            have a record); empty if the folder has none.
-        warnings: every problem found, in reading order.
-    """
-
-    root: Path
-    records: list[VocRecord]
-    class_names: list[str]
-    splits: dict[str, list[str]] = field(default_factory=dict)
-    warnings: list[VocWarning] = field(default_factory=list)
-
-    @property
-    def num_boxes(self) -> int:
-        """Total number of boxes kept over all records."""
-        return sum(len(record.boxes) for record in self.records)
+# The names this module had before the record types were shared by every format.
+VocWarning = FormatWarning
+VocRecord = Record
+VocDataset = RecordSet
 
 
 @dataclass
@@ -111,7 +65,7 @@ class _Parsed:
     image_path: Path
     width: int
     height: int
-    boxes: list[tuple[float, float, float, float]]
+    boxes: list[Box]
     names: list[str]
 
 
@@ -121,11 +75,11 @@ class _Reader:
     def __init__(self, root: Path, class_names: Sequence[str] | None) -> None:
         self.root = root
         self.known = None if class_names is None else {name.strip() for name in class_names}
-        self.warnings: list[VocWarning] = []
+        self.warnings = Warnings(root)
         self.whitespace_warned: set[str] = set()
 
     def warn(self, path: Path, code: str, reason: str) -> None:
-        self.warnings.append(VocWarning(_relative(path, self.root), code, reason))
+        self.warnings.add(path, code, reason)
 
     def annotation_files(self) -> list[Path]:
         """XMLs in ``Annotations/`` or ``annotations/``, else anywhere under the root."""
@@ -200,16 +154,10 @@ class _Reader:
     def image_size(self, xml_path: Path, image_path: Path) -> tuple[int, int] | None:
         """Decode the image to prove it is readable; return ``(width, height)`` in pixels."""
         try:
-            with Image.open(image_path) as image:
-                size = image.size
-                # draft() lets JPEG decode at 1/8 scale: every byte is still parsed (so a
-                # truncated file fails) at a fraction of the cost of a full decode.
-                image.draft("RGB", (max(1, size[0] // 8), max(1, size[1] // 8)))
-                image.load()
-        except (OSError, ValueError, Image.DecompressionBombError) as error:
+            return image_size(image_path)
+        except UNREADABLE_ERRORS as error:
             self.warn(xml_path, "unreadable_image", f"image {image_path.name} unreadable ({error})")
             return None
-        return size
 
     def check_size(self, xml_path: Path, root: ET.Element, size: tuple[int, int]) -> None:
         """Warn when ``<size>`` disagrees with the image; the image's size is what is used."""
@@ -220,15 +168,15 @@ class _Reader:
             self.warn(
                 xml_path,
                 "size_mismatch",
-                f"XML size {_fmt(width)}x{_fmt(height)} differs from the image's "
+                f"XML size {fmt_number(width)}x{fmt_number(height)} differs from the image's "
                 f"{size[0]}x{size[1]}; using the image's",
             )
 
     def parse_objects(
         self, xml_path: Path, root: ET.Element, size: tuple[int, int]
-    ) -> tuple[list[tuple[float, float, float, float]], list[str]]:
+    ) -> tuple[list[Box], list[str]]:
         """Every ``<object>``'s box and name, after fixing or skipping bad ones."""
-        boxes: list[tuple[float, float, float, float]] = []
+        boxes: list[Box] = []
         names: list[str] = []
         unknown: dict[str, int] = {}
         for index, obj in enumerate(root.iter("object")):
@@ -263,26 +211,18 @@ class _Reader:
 
     def parse_box(
         self, xml_path: Path, obj: ET.Element, index: int, size: tuple[int, int]
-    ) -> tuple[float, float, float, float] | None:
+    ) -> Box | None:
         """One ``<bndbox>`` as xyxy pixels, clipped to the image; ``None`` if unusable."""
-        width, height = size
         raw = [_number(obj.findtext(f"bndbox/{tag}")) for tag in ("xmin", "ymin", "xmax", "ymax")]
-        where = f"object {index} {[_fmt(c) for c in raw]}"
+        where = f"object {index} {[fmt_number(c) for c in raw]}"
         coords = [c for c in raw if c is not None and np.isfinite(c)]
         if len(coords) != 4:
             self.warn(xml_path, "invalid_box", f"{where}: missing or non-numeric bndbox; skipped")
             return None
-        x1, y1, x2, y2 = coords
-        if x2 <= x1 or y2 <= y1:
-            self.warn(xml_path, "zero_area", f"{where}: zero-area box; skipped")
-            return None
-        if x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height:
-            self.warn(xml_path, "outside_image", f"{where}: box outside the image; skipped")
-            return None
-        clipped = (max(x1, 0.0), max(y1, 0.0), min(x2, float(width)), min(y2, float(height)))
-        if clipped != (x1, y1, x2, y2):
-            self.warn(xml_path, "out_of_bounds", f"{where}: box out of bounds; clipped")
-        return clipped
+        box, code, reason = check_box(coords[0], coords[1], coords[2], coords[3], *size)
+        if code:
+            self.warn(xml_path, code, f"{where}: {reason}")
+        return box
 
     def read_splits(self, stems: set[str]) -> dict[str, list[str]]:
         """The authors' split lists, keeping only stems that produced a record."""
@@ -308,35 +248,13 @@ def _number(text: str | None) -> float | None:
         return None
 
 
-def _fmt(value: float | None) -> str:
-    """A number as written in a warning, ``?`` when missing."""
-    return "?" if value is None else f"{value:g}"
-
-
-def _relative(path: Path, root: Path) -> str:
-    """``path`` relative to ``root`` when it is inside it, as a POSIX string."""
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return path.as_posix()
-
-
-def _to_record(parsed: _Parsed, index: dict[str, int]) -> VocRecord:
+def _to_record(parsed: _Parsed, index: dict[str, int]) -> Record:
     """Freeze a parsed file into arrays once the class index is known."""
-    boxes = np.asarray(parsed.boxes, dtype=np.float32).reshape(-1, 4)
-    labels = np.asarray([index[name] for name in parsed.names], dtype=np.int64)
-    return VocRecord(
-        stem=parsed.stem,
-        image_path=parsed.image_path,
-        width=parsed.width,
-        height=parsed.height,
-        boxes=boxes,
-        class_names=tuple(parsed.names),
-        labels=labels,
-    )
+    size = (parsed.width, parsed.height)
+    return make_record(parsed.stem, parsed.image_path, size, parsed.boxes, parsed.names, index)
 
 
-def read_voc(root: Path, *, class_names: Sequence[str] | None = None) -> VocDataset:
+def read_voc(root: Path, *, class_names: Sequence[str] | None = None) -> RecordSet:
     """Read a Pascal VOC folder: annotations, images, classes, the authors' splits, warnings.
 
     Annotations are the ``*.xml`` in ``Annotations/`` or ``annotations/``, or if neither
@@ -344,7 +262,7 @@ def read_voc(root: Path, *, class_names: Sequence[str] | None = None) -> VocData
     ``JPEGImages/``, ``images/``, beside its XML, or in ``root``, by the ``<filename>`` or
     ``<path>`` base name or the XML's stem with a common image extension.
 
-    What is done with each defect (each is also a :class:`VocWarning`):
+    What is done with each defect (each is also a :class:`FormatWarning`):
 
     - zero-area or inverted box, non-numeric box, empty class name: box skipped;
     - box partly outside the image: clipped; entirely outside: skipped;
@@ -360,7 +278,7 @@ def read_voc(root: Path, *, class_names: Sequence[str] | None = None) -> VocData
             sorted.
 
     Returns:
-        A :class:`VocDataset`; records sorted by stem, labels indexing ``class_names``.
+        A :class:`RecordSet`; records sorted by stem, labels indexing ``class_names``.
     """
     root = Path(root)
     reader = _Reader(root, class_names)
@@ -376,35 +294,66 @@ def read_voc(root: Path, *, class_names: Sequence[str] | None = None) -> VocData
     index = {name: i for i, name in enumerate(names)}
     records = [_to_record(item, index) for item in parsed]
     splits = reader.read_splits({record.stem for record in records})
-    return VocDataset(root, records, names, splits, reader.warnings)
+    return RecordSet(root, records, names, splits, reader.warnings.items)
 
 
-def rename_classes(dataset: VocDataset, mapping: Mapping[str, str]) -> VocDataset:
-    """The same dataset with classes renamed; several old names may map to one new name.
+# ----------------------------------------------------------------------------- writer
 
-    Used to merge classes at import, e.g. face_mask's ``with_mask``, ``without_mask`` and
-    ``mask_weared_incorrect`` into one ``face`` class for the face detector. Names missing
-    from ``mapping`` keep their name.
+
+def voc_xml(record: Record, filename: str) -> bytes:
+    """One ``Annotations/<stem>.xml`` in the layout LabelImg, CVAT and torchvision read.
+
+    Coordinates are the house xyxy pixels as written (at most two decimals, no 1-based
+    shift: :func:`read_voc` reads them back unchanged).
+    """
+    root = ET.Element("annotation")
+    ET.SubElement(root, "folder").text = "JPEGImages"
+    ET.SubElement(root, "filename").text = filename
+    size = ET.SubElement(root, "size")
+    for tag, pixels in (("width", record.width), ("height", record.height), ("depth", 3)):
+        ET.SubElement(size, tag).text = str(pixels)
+    ET.SubElement(root, "segmented").text = "0"
+    for box, name in zip(record.boxes.tolist(), record.class_names, strict=True):
+        obj = ET.SubElement(root, "object")
+        ET.SubElement(obj, "name").text = name
+        for tag, text in (("pose", "Unspecified"), ("truncated", "0"), ("difficult", "0")):
+            ET.SubElement(obj, tag).text = text
+        bndbox = ET.SubElement(obj, "bndbox")
+        for tag, coord in zip(("xmin", "ymin", "xmax", "ymax"), box, strict=True):
+            ET.SubElement(bndbox, tag).text = number_text(coord)
+    ET.indent(root)
+    return bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True)) + b"\n"
+
+
+def voc_files(
+    records: Sequence[Record], splits: Mapping[str, Sequence[str]] | None = None
+) -> Iterator[ExportFile]:
+    """The files of a Pascal VOC folder holding ``records``.
+
+    ``JPEGImages/<stem><ext>`` (the image as it is), ``Annotations/<stem>.xml`` and, with
+    ``splits``, VOC's own split lists ``ImageSets/Main/<split>.txt`` (one stem a line).
 
     Args:
-        dataset: from :func:`read_voc`.
-        mapping: old name -> new name.
-
-    Returns:
-        A new :class:`VocDataset` whose ``class_names`` are the sorted new names in use
-        (the boxes, images, splits and warnings are unchanged).
+        records: stems must be unique and safe as file names.
+        splits: split name -> stems, e.g. ``{"train": [...], "val": [...]}``.
     """
-    unknown = sorted(set(mapping) - set(dataset.class_names))
-    if unknown:
-        raise ValueError(
-            f"class map names classes the dataset does not have: {unknown} "
-            f"(it has {dataset.class_names})"
-        )
-    names = sorted({mapping.get(name, name) for name in dataset.class_names})
-    index = {name: i for i, name in enumerate(names)}
-    records = []
-    for record in dataset.records:
-        renamed = tuple(mapping.get(name, name) for name in record.class_names)
-        labels = np.array([index[name] for name in renamed], dtype=np.int64)
-        records.append(dataclasses.replace(record, class_names=renamed, labels=labels))
-    return dataclasses.replace(dataset, records=records, class_names=names)
+    for record in records:
+        filename = f"{record.stem}{record.image_path.suffix.lower()}"
+        yield f"JPEGImages/{filename}", record.image_path
+        yield f"Annotations/{record.stem}.xml", voc_xml(record, filename)
+    for split, stems in (splits or {}).items():
+        yield f"ImageSets/Main/{split}.txt", "".join(f"{stem}\n" for stem in stems).encode()
+
+
+__all__ = [
+    "FormatWarning",
+    "Record",
+    "RecordSet",
+    "VocDataset",
+    "VocRecord",
+    "VocWarning",
+    "read_voc",
+    "rename_classes",
+    "voc_files",
+    "voc_xml",
+]
