@@ -9,7 +9,9 @@ recall points ``0, 0.01, ..., 1`` (COCO's interpolated AP). A class without grou
 has no AP and is left out of the means, like COCOeval's ``-1`` entries.
 
 Precision, recall and F1 at a score threshold use the same matching at IoU 0.5, micro
-averaged over classes.
+averaged over classes. :attr:`DetectionMetrics.matched` keeps every evaluated detection's
+score, class and whether that matching made it a true positive, for choosing a threshold
+and fitting a calibration (:mod:`inference.calibration`) on the same matches.
 
 Inputs are per image lists of xyxy pixel boxes, scores and integer labels, as numpy
 arrays or torch tensors.
@@ -24,7 +26,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["DetectionMetrics", "PRCurve", "evaluate_detections", "iou_matrix"]
+__all__ = [
+    "DetectionMetrics",
+    "MatchedDetections",
+    "PRCurve",
+    "evaluate_detections",
+    "iou_matrix",
+]
 
 FloatArray = npt.NDArray[np.float64]
 # Same arrays as pycocotools.cocoeval.Params, so sampling is bit-identical.
@@ -47,6 +55,50 @@ class PRCurve:
     scores: FloatArray
 
 
+@dataclass(frozen=True)
+class MatchedDetections:
+    """Every evaluated detection and its outcome at IoU 0.5, in no particular order.
+
+    Greedy matching by score means a detection's outcome does not depend on lower-scored
+    detections, so the subset at any score threshold has the same outcomes (that is what
+    makes thresholds and calibrations fitted on these arrays valid for the kept boxes).
+
+    Attributes:
+        scores (float64[D]): the detector's scores.
+        labels (int64[D]): class indices.
+        true_positive (bool[D]): matched an unmatched ground truth of its class, IoU >= 0.5.
+        n_gt: class index -> ground-truth boxes of that class (every class seen, maybe 0).
+    """
+
+    scores: FloatArray
+    labels: npt.NDArray[np.int64]
+    true_positive: npt.NDArray[np.bool_]
+    n_gt: dict[int, int]
+
+    @classmethod
+    def empty(cls) -> MatchedDetections:
+        """No detections and no ground truth."""
+        return cls(np.zeros(0), np.zeros(0, np.int64), np.zeros(0, bool), {})
+
+    def __len__(self) -> int:
+        return int(self.scores.shape[0])
+
+    @property
+    def total_gt(self) -> int:
+        """Ground-truth boxes of every class."""
+        return sum(self.n_gt.values())
+
+    def of_class(self, label: int) -> MatchedDetections:
+        """The detections of class ``label`` and that class's ground-truth count."""
+        keep = self.labels == label
+        return MatchedDetections(
+            self.scores[keep],
+            self.labels[keep],
+            self.true_positive[keep],
+            {label: self.n_gt.get(label, 0)},
+        )
+
+
 @dataclass
 class DetectionMetrics:
     """Summary of a detection evaluation.
@@ -59,6 +111,8 @@ class DetectionMetrics:
         precision, recall, f1: at ``score_threshold`` and IoU 0.5, micro-averaged.
         score_threshold: the threshold used for precision/recall/F1.
         pr_curves: class index -> :class:`PRCurve` at IoU 0.5, for charts.
+        matched: every evaluated detection with its outcome at IoU 0.5 (not in
+            :meth:`to_dict`: it has one entry per detection).
     """
 
     map50: float
@@ -70,6 +124,7 @@ class DetectionMetrics:
     f1: float
     score_threshold: float
     pr_curves: dict[int, PRCurve] = field(default_factory=dict)
+    matched: MatchedDetections = field(default_factory=MatchedDetections.empty)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (curves as plain lists)."""
@@ -202,6 +257,22 @@ def _prf(stats: dict[int, _ClassStats], score_threshold: float) -> tuple[float, 
     return precision, recall, f1
 
 
+def _matched(stats: dict[int, _ClassStats]) -> MatchedDetections:
+    """Flatten the per image and class matches at IoU 0.5 into one set of arrays."""
+    scores, labels, hits = [np.zeros(0)], [np.zeros(0, np.int64)], [np.zeros(0, bool)]
+    for c, st in sorted(stats.items()):
+        for s, m in zip(st.scores, st.matched, strict=True):
+            scores.append(s)
+            labels.append(np.full(len(s), c, np.int64))
+            hits.append(m[0])
+    return MatchedDetections(
+        np.concatenate(scores),
+        np.concatenate(labels),
+        np.concatenate(hits),
+        {c: st.n_gt for c, st in sorted(stats.items())},
+    )
+
+
 def evaluate_detections(
     predictions: Sequence[Mapping[str, Any]],
     ground_truths: Sequence[Mapping[str, Any]],
@@ -219,7 +290,8 @@ def evaluate_detections(
         score_threshold: for precision / recall / F1 only; mAP uses every score.
 
     Returns:
-        :class:`DetectionMetrics`. With no ground truth at all, the means are 0.0.
+        :class:`DetectionMetrics`. With no ground truth at all, the means are 0.0. Its
+        ``matched`` holds the detections kept by ``max_dets``, whatever their score.
     """
     if len(predictions) != len(ground_truths):
         raise ValueError("predictions and ground_truths must have one entry per image")
@@ -246,4 +318,5 @@ def evaluate_detections(
         f1=f1,
         score_threshold=score_threshold,
         pr_curves=curves,
+        matched=_matched(stats),
     )

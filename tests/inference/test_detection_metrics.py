@@ -165,3 +165,39 @@ def test_iou_matrix_touching_is_zero() -> None:
     a = np.array([[0.0, 0, 10, 10]])
     b = np.array([[10.0, 0, 20, 10], [0.0, 0, 10, 10]])
     np.testing.assert_allclose(iou_matrix(a, b), [[0.0, 1.0]])
+
+
+def test_matched_detections_by_hand() -> None:
+    # Class 0: a hit (0.9), a background box (0.8), a duplicate of the hit (0.7, its truth
+    # is taken); class 1: one truth, no box; class 2: a box with no truth of its class.
+    gts = [
+        {
+            "boxes": np.array([[0, 0, 10, 10], [20, 20, 30, 30], [40, 40, 50, 50]]),
+            "labels": np.array([0, 0, 1]),
+        }
+    ]
+    preds = [
+        {
+            "boxes": np.array([[0, 0, 10, 10], [60, 60, 70, 70], [0, 0, 10, 9], [40, 40, 50, 50]]),
+            "scores": np.array([0.9, 0.8, 0.7, 0.6]),
+            "labels": np.array([0, 0, 0, 2]),
+        }
+    ]
+    matched = evaluate_detections(preds, gts).matched
+    got = sorted(
+        zip(matched.scores, matched.labels, matched.true_positive, strict=True), reverse=True
+    )
+    assert got == [(0.9, 0, True), (0.8, 0, False), (0.7, 0, False), (0.6, 2, False)]
+    assert matched.n_gt == {0: 2, 1: 1, 2: 0} and matched.total_gt == 3
+    assert len(matched.of_class(0)) == 3 and matched.of_class(0).n_gt == {0: 2}
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_matched_detections_agree_with_precision_and_recall(seed: int) -> None:
+    preds, gts = make_data(seed, n_images=10)
+    for threshold in (0.2, 0.5, 0.8):
+        m = evaluate_detections(preds, gts, score_threshold=threshold)
+        keep = m.matched.scores >= threshold
+        tp = int(m.matched.true_positive[keep].sum())
+        assert m.precision == (tp / keep.sum() if keep.any() else 0.0)
+        assert m.recall == tp / m.matched.total_gt
