@@ -264,6 +264,7 @@
       if (b) drawHandles(b);
     }
     renderLists();
+    drawFaces();  // faces keep their screen-sized labels at every zoom
   }
 
   // ------------------------------------------------------------------ the side panel
@@ -669,6 +670,109 @@
         setClass(r.json.id);
       });
     });
+  }
+
+  // ------------------------------------------------------------------ faces
+  // Found faces are drawn on their own layer and named in the side panel: a person of this
+  // dataset (or a new one), someone unknown, or not a face. Naming one in the recognition
+  // gallery's dataset enrols it.
+  const faceLayer = el("g", { "class": "faces" }, svg);
+  let faces = { faces: [], subjects: [] };
+
+  function drawFaces() {
+    faceLayer.replaceChildren();
+    const px = pixelSize();
+    faces.faces.forEach(function (f, i) {
+      const b = f.box || [0, 0, W, H];
+      const g = el("g", { "class": "face-box " + f.label, "data-face": f.id }, faceLayer);
+      el("rect", { x: b[0], y: b[1], width: b[2] - b[0], height: b[3] - b[1] }, g);
+      const tag = el("text", { x: b[0] + 2 * px, y: b[3] + 14 * px, "font-size": 12 * px, "stroke-width": 3 * px }, g);
+      tag.textContent = (i + 1) + " " + (f.subject ? f.subject.name : f.label === "pending" ? "?" : f.label.replace("_", " "));
+    });
+  }
+
+  function faceButton(text, title, onClick) {
+    const b = document.createElement("button");
+    b.type = "button"; b.className = "small secondary"; b.textContent = text; b.title = title;
+    b.disabled = !canEdit;
+    b.addEventListener("click", onClick);
+    return b;
+  }
+
+  function labelFace(face, body) {
+    api("PATCH", page.urls.faces + face.id + "/", body).then(function (r) {
+      if (!r.ok) { $("face-note").textContent = (r.json.error && r.json.error.message) || "Not saved"; return; }
+      $("face-note").textContent = "";
+      faces = r.json;
+      renderFaces();
+    });
+  }
+
+  function faceRow(f, i) {
+    const li = document.createElement("li");
+    li.dataset.face = f.id;
+    const head = document.createElement("div");
+    head.className = "face-head";
+    const name = document.createElement("strong");
+    name.textContent = (i + 1) + ". " + (f.subject ? f.subject.name : f.label === "pending" ? "not labelled" : f.label.replace("_", " "));
+    head.appendChild(name);
+    li.appendChild(head);
+    if (f.suggestion && f.suggestion.candidates && f.suggestion.candidates.length && !f.subject) {
+      const best = f.suggestion.candidates[0];
+      const chip = faceButton("looks like " + best.subject.name + " " + Math.round(best.similarity * 100) + "%", "Accept this person", function () {
+        labelFace(f, { label: "person", subject: best.subject.id });
+      });
+      chip.className = "small suggestion-chip";
+      li.appendChild(chip);
+    }
+    const pick = document.createElement("select");
+    pick.disabled = !canEdit;
+    const none = document.createElement("option");
+    none.value = ""; none.textContent = "Person…";
+    pick.appendChild(none);
+    faces.subjects.forEach(function (s) {
+      const o = document.createElement("option");
+      o.value = s.id; o.textContent = s.name;
+      o.selected = f.subject && f.subject.id === s.id;
+      pick.appendChild(o);
+    });
+    pick.addEventListener("change", function () { if (pick.value) labelFace(f, { label: "person", subject: Number(pick.value) }); });
+    const fresh = document.createElement("input");
+    fresh.placeholder = "or a new name"; fresh.maxLength = 255; fresh.disabled = !canEdit;
+    fresh.addEventListener("keydown", function (e) {
+      if (e.key === "Enter" && fresh.value.trim()) labelFace(f, { label: "person", new_subject: fresh.value.trim() });
+    });
+    const row = document.createElement("div");
+    row.className = "face-actions";
+    row.append(pick, fresh,
+      faceButton("Unknown", "Someone we do not know", function () { labelFace(f, { label: "unknown" }); }),
+      faceButton("Not a face", "The detector was wrong", function () { labelFace(f, { label: "not_face" }); }));
+    li.appendChild(row);
+    return li;
+  }
+
+  function renderFaces() {
+    $("face-list").replaceChildren.apply($("face-list"), faces.faces.map(faceRow));
+    $("face-count").textContent = "(" + faces.faces.length + ")";
+    drawFaces();
+  }
+
+  function loadFaces() {
+    api("GET", page.urls.faces).then(function (r) { if (r.ok) { faces = r.json; renderFaces(); } });
+  }
+
+  if (page.faces) {
+    $("faces-section").hidden = false;
+    $("find-faces").disabled = !canEdit;
+    $("find-faces").addEventListener("click", function () {
+      $("face-note").textContent = "Finding faces…";
+      api("POST", page.urls.faces + "find/?wait=60").then(function (r) {
+        $("face-note").textContent = r.ok ? (r.json.added === undefined ? "Still running; reload in a moment." : r.json.added + " new face(s) found.")
+          : ((r.json.error && r.json.error.message) || "No faces found.");
+        loadFaces();
+      });
+    });
+    loadFaces();
   }
 
   // ------------------------------------------------------------------ keyboard

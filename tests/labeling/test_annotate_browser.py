@@ -105,3 +105,26 @@ def test_a_stale_save_is_refused_with_a_message(page, live_server, labeler, revi
     assert [b.xyxy for b in Box.objects.filter(image=first, origin="human")] == [[1, 1, 9, 9]]
     page.click("#reload")
     expect(page.locator("#label-list li")).to_have_count(1)
+
+
+def test_name_the_faces_of_a_photo(page, live_server, labeler, tiny_verifier, tiny_face_detector):
+    from webapp.faces.models import Face, Subject
+    from webapp.faces.services import gallery_dataset
+    from webapp.labeling.faces import find_faces_on
+
+    photo = ingest_image(jpeg_bytes(400, 300, seed=11), dataset=gallery_dataset(), user=labeler)
+    find_faces_on(photo)
+    faces = list(Face.objects.filter(image=photo).order_by("pk"))
+    log_in(page, live_server.url, labeler.username)
+    page.goto(f"{live_server.url}/label/images/{photo.pk}/")
+    rows = page.locator("#face-list li")
+    expect(rows).to_have_count(len(faces))
+    expect(page.locator("#stage g.face-box")).to_have_count(len(faces))
+    rows.nth(0).locator("input").fill("Grace Hopper")
+    rows.nth(0).locator("input").press("Enter")
+    expect(rows.nth(0).locator("strong")).to_have_text("1. Grace Hopper")
+    rows.nth(1).get_by_role("button", name="Not a face").click()
+    expect(rows.nth(1).locator("strong")).to_have_text("2. not face")
+    grace = Subject.objects.get(name="Grace Hopper")
+    assert Face.objects.get(pk=faces[0].pk).subject == grace
+    assert Face.objects.get(pk=faces[1].pk).label == "not_face"

@@ -14,6 +14,8 @@ from webapp.faces import enrollment, services
 from webapp.faces.reembed import reembed_faces
 from webapp.faces.services import UploadedImage
 from webapp.images import uploads
+from webapp.images.models import Image
+from webapp.jobs.errors import JobError
 from webapp.jobs.models import JobKind
 from webapp.jobs.registry import register
 from webapp.jobs.runner import JobContext
@@ -75,3 +77,14 @@ def enroll(ctx: JobContext) -> dict[str, Any]:
 def reembed(ctx: JobContext) -> dict[str, Any]:
     ctx.progress(0.0, "Loading the verifier", force=True)
     return reembed_faces(lambda fraction, message: ctx.progress(fraction, message))
+
+
+@register(JobKind.FIND_FACES, uses_model=True)
+def find_faces(ctx: JobContext) -> dict[str, Any]:
+    """Find the faces of a stored photo for labeling (``params["image"]``)."""
+    from webapp.labeling.faces import find_faces_on
+
+    image = Image.objects.select_related("dataset").filter(pk=int(ctx.params["image"])).first()
+    if image is None:
+        raise JobError("The photo no longer exists.", code="unknown_image", status=404)
+    return find_faces_on(image)

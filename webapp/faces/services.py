@@ -377,9 +377,10 @@ class LoadedGallery:
     stale: int  # gallery faces embedded by another model (or not yet), skipped
 
 
-def load_gallery(version: ModelVersion) -> LoadedGallery:
-    """Every gallery face embedded by ``version`` as one ``(M, d)`` matrix."""
-    gallery = gallery_dataset()
+def load_gallery(version: ModelVersion, dataset: Dataset | None = None) -> LoadedGallery:
+    """Every face of ``dataset``'s people (default: the recognition gallery's) embedded by
+    ``version`` as one ``(M, d)`` matrix."""
+    gallery = dataset or gallery_dataset()
     enrolled = Face.objects.filter(subject__dataset=gallery)
     rows = [
         (pk, subject_id, bytes(embedding or b""))

@@ -24,6 +24,7 @@ class JobKind(models.TextChoices):
     EVALUATE = "evaluate", "Evaluate model"
     TRAIN = "train", "Train model"
     IMPORT = "import", "Import labelled data"
+    FIND_FACES = "find_faces", "Find faces in a photo"
 
 
 class JobStatus(models.TextChoices):

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET
 from training.models import ModelVersion
 from webapp.accounts.permissions import user_can_edit
 from webapp.detection.services import detector_choices, working_threshold
-from webapp.images.models import Dataset, Image, ImageStatus
+from webapp.images.models import Dataset, Image, ImageStatus, Task
 from webapp.labeling import services
 from webapp.labeling.box_views import labels_json
 
@@ -90,6 +90,7 @@ def annotate(request: HttpRequest, image_id: int) -> HttpResponse:
         "detectors": detectors,
         "detector": chosen.pk if chosen else None,
         "suggestion_score": suggestion_score(chosen),
+        "faces": image.dataset.task == Task.FACES or image.faces.exists(),
         "can_edit": user_can_edit(user),
         "can_review": services.can_review(user),  # type: ignore[arg-type]
         "queue": mode if mode in services.QUEUE_MODES else "",
@@ -100,6 +101,7 @@ def annotate(request: HttpRequest, image_id: int) -> HttpResponse:
             "detect": "/api/v1/detect/?wait=0",
             "jobs": "/api/v1/jobs/",
             "annotate": "/label/images/",
+            "faces": f"/api/v1/images/{image.pk}/faces/",
         },
     }
     return render(request, "labeling/annotate.html", {"image": image, "page": page})
