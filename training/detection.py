@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from inference.calibration import ServingScores, operating_point
 from inference.metrics import DetectionMetrics, evaluate_detections
 from inference.preprocess import Letterboxed, letterbox, load_rgb, to_tensor, unletterbox_boxes
 from inference.yolo import YoloConfig, YoloDetector, decode
@@ -37,11 +38,13 @@ __all__ = [
     "DEFAULT_AUGMENT_CONFIG",
     "DEFAULT_DETECTOR_CONFIG",
     "DEFAULT_FIT_CONFIG",
+    "EVAL_SCORE_THRESHOLD",
     "DetectionDataset",
     "DetectionSample",
     "DetectorTrainingResult",
     "collate",
     "evaluate_detector",
+    "report_at_threshold",
     "samples_from_records",
     "train_detector",
 ]
@@ -70,6 +73,11 @@ DEFAULT_DETECTOR_CONFIG = YoloConfig(img_size=416, strides=(32, 16), boxes_per_c
 DEFAULT_FIT_CONFIG = dataclasses.replace(
     ADAM_COSINE, batch_size=16, max_epochs=30, max_minutes=20.0, patience=20, metric="map50"
 )
+
+# Detections kept when evaluating: 0.001 as COCO-style mAP does (a higher threshold cuts the
+# tail of the PR curve and under-reports AP). It is also the floor the score calibration is
+# fitted above, so serving never returns a box scoring below it.
+EVAL_SCORE_THRESHOLD = 0.001
 
 # The augment module's defaults: crop, mirror and colour shift, no grayscale (BCCD is colour).
 DEFAULT_AUGMENT_CONFIG = AugmentConfig()
@@ -210,7 +218,7 @@ def evaluate_detector(
     img_size: int,
     *,
     batch_size: int = 16,
-    score_threshold: float = 0.001,
+    score_threshold: float = EVAL_SCORE_THRESHOLD,
 ) -> DetectionMetrics:
     """Val/test metrics of ``model`` on ``samples``, boxes compared in original pixels.
 
@@ -219,11 +227,13 @@ def evaluate_detector(
             of letterboxed images is reused across epochs).
         img_size: input side used for inference, pixels.
         batch_size: images per forward pass.
-        score_threshold: detections kept for the PR curves; 0.001 as COCO-style mAP does
-            (a higher threshold cuts the tail of the curve and under-reports AP).
+        score_threshold: detections kept for the PR curves (see
+            :data:`EVAL_SCORE_THRESHOLD`).
 
     Returns:
-        :class:`DetectionMetrics` (precision/recall/F1 at the model's own score threshold).
+        :class:`DetectionMetrics` (precision/recall/F1 at the model's own raw score
+        threshold; :func:`report_at_threshold` gives them at a working threshold), with
+        every kept detection's outcome in ``matched``.
     """
     data: DetectionDataset
     if isinstance(samples, DetectionDataset) and (samples.img_size, samples.augment) == (
@@ -252,6 +262,48 @@ def evaluate_detector(
         model.train(was_training)
     gts = [{"boxes": s.boxes, "labels": s.labels} for s in data.samples]
     return evaluate_detections(preds, gts, score_threshold=model.config.score_threshold)
+
+
+def report_at_threshold(metrics: DetectionMetrics, serving: ServingScores) -> dict[str, Any]:
+    """``metrics.to_dict()`` with precision, recall and F1 at ``serving``'s threshold.
+
+    The detections' raw scores are mapped to ``serving``'s scale (calibrated when it has a
+    calibration) and cut at its working threshold, overall (micro) and per class.
+
+    Returns:
+        JSON-ready; ``precision``, ``recall``, ``f1`` and ``score_threshold`` are those at
+        the working threshold, with ``score_scale`` ("calibrated" / "raw"),
+        ``threshold_rule``, ``raw_threshold_metrics`` (the same three at the model's own raw
+        ``score_threshold``, as reported before) and ``per_class_at_threshold`` (class
+        index -> :class:`inference.calibration.OperatingPoint` dict).
+    """
+    matched = metrics.matched
+    scores = serving.confidences(matched.scores, matched.labels)
+    hit, threshold = matched.true_positive, serving.threshold
+    point = operating_point(scores, hit, matched.total_gt, threshold)
+    per_class = {
+        str(c): operating_point(
+            scores[matched.labels == c], hit[matched.labels == c], n_gt, threshold
+        ).to_dict()
+        for c, n_gt in sorted(matched.n_gt.items())
+        if n_gt > 0
+    }
+    return {
+        **metrics.to_dict(),
+        "precision": point.precision,
+        "recall": point.recall,
+        "f1": point.f1,
+        "score_threshold": threshold,
+        "score_scale": serving.scale,
+        "threshold_rule": serving.rule,
+        "raw_threshold_metrics": {
+            "score_threshold": metrics.score_threshold,
+            "precision": metrics.precision,
+            "recall": metrics.recall,
+            "f1": metrics.f1,
+        },
+        "per_class_at_threshold": per_class,
+    }
 
 
 def _to_original(

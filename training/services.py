@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import torch
 
+from inference.calibration import WorkingScores, fit_working_scores, serving_scores
 from inference.face_pipeline import largest_face
 from inference.predict import Predictor
 from inference.preprocess import load_rgb
@@ -29,8 +30,11 @@ from training.detection import (
     DEFAULT_AUGMENT_CONFIG,
     DEFAULT_DETECTOR_CONFIG,
     DEFAULT_FIT_CONFIG,
+    EVAL_SCORE_THRESHOLD,
+    DetectionSample,
     DetectorTrainingResult,
     evaluate_detector,
+    report_at_threshold,
     train_detector,
 )
 from training.fit import FitConfig, Progress, format_seconds
@@ -216,18 +220,61 @@ def _train_detector(
         )
     except ValueError as exc:
         raise TrainingError(str(exc)) from None
-    metrics = {"val": result.metrics.to_dict()}
-    if splits.get("test"):
-        img_size = result.model_config.img_size
-        metrics["test"] = evaluate_detector(result.model, splits["test"], img_size).to_dict()
+    metrics = _detector_metrics(result, splits.get("test", []), log)
     version = _register_detector(dataset, training.kind, result, metrics, registration)
-    for split, values in metrics.items():
-        log(f"{split}: mAP@0.5 {values['map50']:.3f}  mAP@[.5:.95] {values['map50_95']:.3f}")
+    for split in ("val", "test"):
+        if split in metrics:
+            log(f"{split}: {_detection_text(metrics[split])}")
     log(
         f"Stopped: {result.stopped_reason} after {len(result.history)} epochs, "
         f"{format_seconds(result.elapsed_seconds)}."
     )
     return version
+
+
+def _detector_metrics(
+    result: DetectorTrainingResult, test: list[DetectionSample], log: Log
+) -> dict[str, Any]:
+    """Val (and test) metrics, with the working threshold and calibration fitted on val.
+
+    Both come from the val predictions already made for the metrics (at the evaluation
+    floor, greedy matching at IoU 0.5); test is reported at that threshold, never fitted on.
+    """
+    working = fit_working_scores(
+        result.metrics.matched, split="val", score_floor=EVAL_SCORE_THRESHOLD
+    )
+    serving = working.serving() if working else serving_scores({}, result.model_config.to_dict())
+    metrics: dict[str, Any] = {"val": report_at_threshold(result.metrics, serving)}
+    if test:
+        img_size = result.model_config.img_size
+        tested = evaluate_detector(result.model, test, img_size)
+        metrics["test"] = report_at_threshold(tested, serving)
+    if working is not None:
+        metrics.update(working.to_metrics())
+    log(_working_text(working, serving.threshold))
+    return metrics
+
+
+def _working_text(working: WorkingScores | None, fallback: float) -> str:
+    if working is None:
+        return (
+            "No validation box is a true positive: scores stay raw and the working threshold "
+            f"is the model's default {fallback:.2f}."
+        )
+    point = working.threshold
+    return (
+        f"Working threshold {point.threshold:.3f} on calibrated confidence (max F1 on val: "
+        f"precision {point.precision:.3f}, recall {point.recall:.3f}, F1 {point.f1:.3f}); "
+        f"raw score {working.raw_threshold.threshold:.3f} for clients of raw scores."
+    )
+
+
+def _detection_text(m: dict[str, Any]) -> str:
+    return (
+        f"mAP@0.5 {m['map50']:.3f}  mAP@[.5:.95] {m['map50_95']:.3f}  at the working "
+        f"threshold {m['score_threshold']:.3f}: precision {m['precision']:.3f}  "
+        f"recall {m['recall']:.3f}  F1 {m['f1']:.3f}"
+    )
 
 
 def _register_detector(
@@ -259,8 +306,10 @@ def evaluate_detector_version(
 
     Returns:
         JSON-ready: ``model_version``, ``dataset``, ``split``, ``images``, ``map50``,
-        ``map50_95``, per-class AP by class name, precision / recall / F1 at the model's
-        score threshold, and that ``score_threshold``.
+        ``map50_95``, per-class AP by class name, precision / recall / F1 at the version's
+        working threshold (overall and ``per_class`` by class name), that
+        ``score_threshold``, its ``score_scale`` ("calibrated" when the version has a
+        score calibration, else "raw") and ``threshold_rule``.
 
     Raises:
         TrainingError: no dataset (none given and the version records none), no images
@@ -282,6 +331,8 @@ def evaluate_detector_version(
     except CheckpointError as exc:
         raise TrainingError(str(exc)) from None
     metrics = evaluate_detector(model, samples, model.config.img_size)
+    report = report_at_threshold(metrics, serving_scores(version.metrics, version.config))
+    per_class = report["per_class_at_threshold"]
     return {
         "model_version": version.pk,
         "dataset": dataset.name,
@@ -291,10 +342,12 @@ def evaluate_detector_version(
         "map50_95": metrics.map50_95,
         "per_class_ap50": {names[int(k)]: v for k, v in metrics.per_class_ap50.items()},
         "per_class_ap50_95": {names[int(k)]: v for k, v in metrics.per_class_ap50_95.items()},
-        "precision": metrics.precision,
-        "recall": metrics.recall,
-        "f1": metrics.f1,
-        "score_threshold": metrics.score_threshold,
+        **{k: report[k] for k in ("precision", "recall", "f1", "score_threshold")},
+        **{k: report[k] for k in ("score_scale", "threshold_rule")},
+        "per_class": {
+            names[int(k)]: {m: v[m] for m in ("precision", "recall", "f1")}
+            for k, v in per_class.items()
+        },
     }
 
 
