@@ -4,6 +4,12 @@
 Both go through a Job on the `gpu` queue and wait for it, as DeepStack and CompreFace
 answer: up to ``?wait=SECONDS`` (default and cap :data:`~webapp.jobs.waiting.MAX_WAIT_S`),
 then 202 with the job; ``?wait=0`` asks for the job at once.
+
+``min_confidence`` is on the scale the model serves: calibrated confidence (the probability
+that a box is a true positive at IoU 0.5) for a version with a score calibration, else raw
+scores. Without one, the model's working threshold (max F1 on its validation split)
+applies. The native API answers each box's ``confidence`` and ``raw_score``; DeepStack's
+answer keeps DeepStack's fields (``confidence`` only).
 """
 
 from __future__ import annotations
@@ -47,7 +53,12 @@ class DetectRequest(serializers.Serializer[Any]):
         help_text="Use this dataset's own detector (default: the images' dataset).",
     )
     min_confidence = serializers.FloatField(
-        required=False, default=0.25, min_value=0.0, max_value=1.0
+        required=False,
+        allow_null=True,
+        min_value=0.0,
+        max_value=1.0,
+        help_text="Keep boxes with at least this (calibrated) confidence "
+        "(default: the model's working threshold).",
     )
     iou_threshold = serializers.FloatField(
         required=False, default=0.45, min_value=0.0, max_value=1.0
@@ -121,7 +132,7 @@ class DetectView(APIView):
             raise ApiError("invalid", "Send either an `image` file or `image_ids`, not both.")
         dataset = _dataset_of(ids, data.get("dataset"))
         params = {
-            "min_confidence": data["min_confidence"],
+            "min_confidence": data.get("min_confidence"),
             "iou_threshold": data["iou_threshold"],
             "model_version": data.get("model_version"),
             "image_ids": ids,
@@ -150,8 +161,23 @@ class DeepStackRequest(serializers.Serializer[Any]):
     """DeepStack's form, as its clients send it (documented; the view reads it itself)."""
 
     image = serializers.FileField()
-    min_confidence = serializers.FloatField(required=False, default=0.45)
+    min_confidence = serializers.FloatField(
+        required=False, help_text="Default: the model's working threshold."
+    )
     api_key = serializers.CharField(required=False, help_text="Instead of a token header.")
+
+
+def _deepstack_confidence(raw: str) -> float | None:
+    """The form's ``min_confidence``: ``None`` when not sent (the working threshold)."""
+    if not raw.strip():
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:  # also refuses nan
+        raise ApiError("invalid", "min_confidence must be a number between 0 and 1.")
+    return value
 
 
 class DeepStackDetectionView(APIView):
@@ -174,19 +200,15 @@ class DeepStackDetectionView(APIView):
         upload = request.FILES.get("image")
         if upload is None:
             raise ApiError("invalid", "No `image` file in the request.")
-        try:
-            min_confidence = float(request.POST.get("min_confidence", 0.45))
-        except ValueError:
-            raise ApiError("invalid", "min_confidence must be a number between 0 and 1.") from None
-        if not 0.0 <= min_confidence <= 1.0:
-            raise ApiError("invalid", "min_confidence must be a number between 0 and 1.")
+        min_confidence = _deepstack_confidence(request.POST.get("min_confidence", ""))
         began = time.perf_counter()
         user = signed_in_user(request.user)
         job = start_detection(user, {"min_confidence": min_confidence}, upload, None)
         result = required_result(wait_for_job(job, wait_s))
         predictions = [
             {
-                **p,
+                "label": p["label"],
+                "confidence": p["confidence"],
                 "x_min": round(p["x_min"]),
                 "y_min": round(p["y_min"]),
                 "x_max": round(p["x_max"]),

@@ -1,18 +1,27 @@
-"""The `detect` job: one or many images, batched, on the `gpu` queue."""
+"""The `detect` job: one or many images, batched, on the `gpu` queue.
+
+``params["min_confidence"]`` is on the scale the version serves (calibrated confidence when
+it has a calibration); absent or null, the version's working threshold applies. The result
+says which threshold and scale were used (``min_confidence``, ``confidence_scale``).
+"""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
+from inference.predict import Predictor
 from inference.preprocess import load_rgb
+from training.models import ModelVersion
 from webapp.detection.services import (
     DetectOptions,
+    Found,
     detect_arrays,
     elapsed_ms,
     get_predictor,
     predictions_json,
     resolve_version,
+    scores_of,
     store_model_boxes,
 )
 from webapp.images import uploads
@@ -26,11 +35,25 @@ from webapp.jobs.runner import JobContext
 BATCH = 8
 
 
-def _options(params: dict[str, Any]) -> DetectOptions:
+def _options(params: dict[str, Any], version: ModelVersion) -> DetectOptions:
+    """The request's thresholds; no ``min_confidence``: the version's working threshold."""
+    scores = scores_of(version)
+    asked = params.get("min_confidence")
     return DetectOptions(
-        min_confidence=float(params.get("min_confidence", 0.25)),
+        min_confidence=scores.threshold if asked is None else float(asked),
         iou_threshold=float(params.get("iou_threshold", 0.45)),
+        scores=scores,
     )
+
+
+def _answer(version: ModelVersion, options: DetectOptions, **rest: Any) -> dict[str, Any]:
+    """The result's common part: the version and the threshold used, on which scale."""
+    return {
+        "model_version": version.summary(),
+        "min_confidence": round(options.min_confidence, 4),
+        "confidence_scale": options.scores.scale,
+        **rest,
+    }
 
 
 @register(JobKind.DETECT, uses_model=True)
@@ -38,7 +61,7 @@ def detect(ctx: JobContext) -> dict[str, Any]:
     params = ctx.params
     version = resolve_version(params.get("model_version"))
     predictor = get_predictor(version)
-    options = _options(params)
+    options = _options(params, version)
     stashed = uploads.stash_entries(params)
     if stashed:
         return _detect_transient(stashed[0], predictor, options, version)
@@ -65,21 +88,16 @@ def detect(ctx: JobContext) -> dict[str, Any]:
             )
         done = start + len(batch)
         ctx.progress(done / len(images), f"{done} of {len(images)} images")
-    return {
-        "model_version": version.summary(),
-        "images": results,
-        "inference_ms": round(total_ms, 1),
-    }
+    return _answer(version, options, images=results, inference_ms=round(total_ms, 1))
 
 
 def _detect_transient(
-    entry: dict[str, str], predictor: Any, options: DetectOptions, version: Any
+    entry: dict[str, str], predictor: Predictor, options: DetectOptions, version: ModelVersion
 ) -> dict[str, Any]:
     pixels = load_rgb(uploads.stashed_bytes(entry))
     began = time.perf_counter()
+    found: Found
     [found] = detect_arrays(predictor, [pixels], options)
-    return {
-        "model_version": version.summary(),
-        "predictions": predictions_json(found),
-        "inference_ms": elapsed_ms(began),
-    }
+    return _answer(
+        version, options, predictions=predictions_json(found), inference_ms=elapsed_ms(began)
+    )

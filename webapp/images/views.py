@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import mimetypes
 
 from django.conf import settings
@@ -16,12 +17,19 @@ from django.views.decorators.http import require_GET, require_POST
 
 from training.models import ModelVersion
 from webapp.accounts.permissions import user_can_edit
-from webapp.detection.services import NoModel, detector_choices, resolve_version
+from webapp.detection.services import (
+    NoModel,
+    detector_choices,
+    resolve_version,
+    working_threshold,
+)
 from webapp.images.models import BoxOrigin, Dataset, Image, ImageStatus
 from webapp.jobs.models import JobKind
 from webapp.jobs.services import start_job
 
 GALLERY_PAGE_SIZE = 48
+# The lowest confidence "Run detection" stores for the review page to filter.
+REVIEW_FLOOR = 0.05
 
 
 @require_GET
@@ -77,6 +85,12 @@ def _chosen_detector(request: HttpRequest, choices: list[ModelVersion]) -> Model
     return chosen or (choices[0] if choices else None)
 
 
+def _slider_value(threshold: float) -> str:
+    """``threshold`` rounded DOWN to the slider's 0.01 steps, so that the page starts by
+    showing at least the boxes the API would return (1e-9: 0.29 * 100 is 28.999...)."""
+    return f"{math.floor(threshold * 100 + 1e-9) / 100:.2f}"
+
+
 @require_GET
 def image_detail(request: HttpRequest, image_id: int) -> HttpResponse:
     image = get_object_or_404(Image.objects.select_related("dataset", "uploaded_by"), pk=image_id)
@@ -104,6 +118,9 @@ def image_detail(request: HttpRequest, image_id: int) -> HttpResponse:
             "detectors": [{"version": v, "own": v.dataset_id == image.dataset_id} for v in choices],
             "chosen_detector": chosen,
             "has_model_boxes": any(b["origin"] == BoxOrigin.MODEL for b in boxes),
+            # The slider starts at the chosen detector's working threshold (the scale its
+            # stored boxes' scores are on), as the API does when a client sends none.
+            "min_confidence": _slider_value(working_threshold(chosen) if chosen else 0.25),
         },
     )
 
@@ -120,11 +137,14 @@ def image_detect(request: HttpRequest, image_id: int) -> HttpResponse:
     except NoModel as exc:
         messages.error(request, exc.message)
         return redirect(image)
+    # Store boxes down to a low floor (the slider filters them in the page), and never
+    # above the working threshold, where the slider starts.
+    floor = round(min(REVIEW_FLOOR, working_threshold(version)), 4)
     job = start_job(
         JobKind.DETECT,
         user=request.user,
         dataset=image.dataset,
-        params={"image_ids": [image.pk], "min_confidence": 0.05, "model_version": version.pk},
+        params={"image_ids": [image.pk], "min_confidence": floor, "model_version": version.pk},
     )
     messages.info(
         request,
