@@ -14,9 +14,11 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.management.base import BaseCommand, CommandParser
+from django.db import transaction
 
 from inference.runtime import sha256_file
 from training.models import ModelKind, ModelVersion
+from webapp.detection.services import recalibrate_stored_boxes
 from webapp.images.importers import import_voc
 from webapp.images.models import Box, Dataset
 from webapp.jobs.models import Job, JobKind, JobStatus
@@ -88,12 +90,32 @@ class Command(BaseCommand):
                 dataset=dataset,
             )
             self.stdout.write(f"Registered the shipped {label} as model version {version.pk}.")
-        elif dataset is not None and version.dataset_id is None:
-            version.dataset = dataset
-            version.save(update_fields=["dataset"])
+        else:
+            if dataset is not None and version.dataset_id is None:
+                version.dataset = dataset
+                version.save(update_fields=["dataset"])
+            if kind == ModelKind.DETECTOR:
+                self._mend_detector_scores(version, card)
         if ModelVersion.active(kind) is None:
             version.activate()
         return version
+
+    def _mend_detector_scores(self, version: ModelVersion, card: Path) -> None:
+        """Give a shipped detector registered before the card had them its working
+        threshold and score calibration (the card's metrics), and map the raw scores of the
+        boxes it stored then to calibrated confidence, the scale it now serves."""
+        metrics = version.metrics if isinstance(version.metrics, dict) else {}
+        shipped = json.loads(card.read_text()).get("metrics", {}) if card.exists() else {}
+        if "score_calibration" in metrics or "score_calibration" not in shipped:
+            return
+        with transaction.atomic():  # both or neither: the next run mends only if neither
+            version.metrics = {**metrics, **shipped}
+            version.save(update_fields=["metrics"])
+            boxes = recalibrate_stored_boxes(version)
+        self.stdout.write(
+            f"Model version {version.pk}: working threshold and score calibration added "
+            f"from {card.name}; {boxes} stored boxes now carry calibrated confidence."
+        )
 
     def _enroll_demo_people(self, folder: Path) -> None:
         """Enroll photos 1-3 of each demo person (``faces/<person>/<k>.pgm``) in the gallery.
