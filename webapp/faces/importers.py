@@ -16,9 +16,9 @@ from django.db import transaction
 from training.formats.folders import load_identity_folder
 from training.splits import SPLIT_SCHEME, deterministic_split
 from webapp.faces.models import Face, FaceLabel, FaceOrigin, Subject
-from webapp.images.importers import ImportReport
 from webapp.images.ingest import DuplicateImage, ImageRejected, ingest_image
 from webapp.images.models import Dataset, ImageStatus, SplitAssignment, Task
+from webapp.labeling.importers import ImportReport
 
 
 def import_identity_folders(
@@ -85,4 +85,5 @@ def _import_face(
                 image.save(update_fields=["status"])
     except (ImageRejected, OSError) as exc:
         message = exc.message if isinstance(exc, ImageRejected) else str(exc)
-        report.warnings.append(f"{path.parent.name}/{path.name}: image skipped: {message}")
+        code = exc.code if isinstance(exc, ImageRejected) else "unreadable_image"
+        report.warn(f"{path.parent.name}/{path.name}", code, f"image skipped: {message}")

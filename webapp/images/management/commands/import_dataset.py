@@ -1,8 +1,9 @@
-"""`manage.py import_dataset PATH --format voc|folders --name NAME [--source web|app]`.
+"""`manage.py import_dataset PATH --format coco|yolo|voc|folders --name NAME [--source SOURCE]`.
 
+``PATH`` is a folder or a ``.zip`` of one (unpacked safely into a temporary folder).
 ``--format folders`` reads ``PATH/<person>/<image>`` (one subject per folder) into a faces
-dataset; ``--class-map old=new,...`` renames or merges VOC classes (``--single-class face``
-maps every class to one).
+dataset; ``--class-map old=new,...`` renames or merges classes (``--single-class face``
+maps every class to one). The folder's own train/val/test split is kept when it has one.
 """
 
 from __future__ import annotations
@@ -12,12 +13,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from training.formats.voc import read_voc
-from webapp.faces.importers import import_identity_folders
-from webapp.images.importers import import_voc
 from webapp.images.models import Task, slug_validator
+from webapp.labeling.importers import IMPORT_FORMATS, ImportFailed, import_path
 
-FORMATS = ("folders", "voc")
+FORMATS = IMPORT_FORMATS
 
 
 def parse_class_map(text: str) -> dict[str, str]:
@@ -32,10 +31,10 @@ def parse_class_map(text: str) -> dict[str, str]:
 
 
 class Command(BaseCommand):
-    help = "Import a labelled dataset folder; skipped boxes and images are listed by file."
+    help = "Import a labelled dataset folder or zip; skipped boxes and images are listed by file."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("path")
+        parser.add_argument("path", help="A folder, or a .zip of one.")
         parser.add_argument("--format", choices=FORMATS, default="voc")
         parser.add_argument("--name", required=True, help="Dataset name (created if new).")
         parser.add_argument(
@@ -43,17 +42,13 @@ class Command(BaseCommand):
         )
         parser.add_argument("--task", choices=[t.value for t in Task], default=Task.DETECTION)
         classes = parser.add_mutually_exclusive_group()
-        classes.add_argument(
-            "--class-map", default="", help="Rename/merge classes: old=new,old2=new (VOC)."
-        )
-        classes.add_argument(
-            "--single-class", default="", help="Merge every class into this one (VOC)."
-        )
+        classes.add_argument("--class-map", default="", help="Rename/merge classes: old=new,...")
+        classes.add_argument("--single-class", default="", help="Merge every class into this one.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        root = Path(options["path"])
-        if not root.is_dir():
-            raise CommandError(f"{root} is not a folder.")
+        path = Path(options["path"])
+        if not path.is_dir() and not (path.is_file() and path.suffix.lower() == ".zip"):
+            raise CommandError(f"{path} is not a folder or a .zip file.")
         try:
             slug_validator(options["source"])
         except Exception as exc:
@@ -63,18 +58,18 @@ class Command(BaseCommand):
             if done == total or done % 50 == 0:
                 self.stderr.write(f"  {done}/{total} images")
 
-        class_map = parse_class_map(options["class_map"])
-        if options["single_class"]:
-            class_map = {name: options["single_class"] for name in read_voc(root).class_names}
-        common = {"name": options["name"], "source": options["source"], "on_progress": progress}
         try:
-            if options["format"] == "folders":
-                report = import_identity_folders(root, **common)
-            else:
-                report = import_voc(
-                    root, task=options["task"], class_map=class_map or None, **common
-                )
-        except ValueError as exc:
+            report = import_path(
+                path,
+                options["format"],
+                name=options["name"],
+                source=options["source"],
+                task=options["task"],
+                on_progress=progress,
+                class_map=parse_class_map(options["class_map"]) or None,
+                single_class=options["single_class"],
+            )
+        except (ImportFailed, ValueError) as exc:
             raise CommandError(str(exc)) from None
         for warning in report.warnings:
             self.stderr.write(f"warning: {warning}")
