@@ -247,14 +247,17 @@ def test_voc_files_round_trip_through_the_reader(tmp_path: Path) -> None:
     boxes = np.array([[1.25, 2.5, 10.75, 20], [0, 0, 64, 48]], np.float32)
     record = VocRecord("a&b", image, 64, 48, boxes, ("dog <1>", "cat"), np.array([1, 0]))
     out = tmp_path / "voc"
-    for name, content in voc_files([record], {"train": ["a&b"], "val": []}):
+    for name, content in voc_files(
+        [record], {"train": ["a&b"], "val": []}, ["cat", "dog <1>", "x"]
+    ):
         target = out / name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(content.read_bytes() if isinstance(content, Path) else content)
     assert (out / "JPEGImages" / "a&b.jpg").read_bytes() == image.read_bytes()
     back = read_voc(out)
     assert back.warnings == []
-    assert back.class_names == ["cat", "dog <1>"]  # names escaped in the XML, read back
+    # Names escaped in the XML are read back; "x", used by no box, comes from classes.txt.
+    assert back.class_names == ["cat", "dog <1>", "x"]
     assert back.splits == {"train": ["a&b"], "val": []}
     np.testing.assert_array_equal(back.records[0].boxes, boxes)
     assert back.records[0].class_names == ("dog <1>", "cat")

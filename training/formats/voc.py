@@ -248,6 +248,21 @@ def _number(text: str | None) -> float | None:
         return None
 
 
+def _declared_classes(root: Path) -> list[str]:
+    """Classes a VOC folder lists beside its files: ``classes.txt`` (one a line, as our
+    export writes it) or CVAT's ``labelmap.txt`` (``name:colour:parts:actions``)."""
+    names: list[str] = []
+    for file, cvat in (("classes.txt", False), ("labelmap.txt", True)):
+        path = root / file
+        if not path.is_file() or path.stat().st_size > MAX_XML_BYTES:
+            continue
+        for line in path.read_text(errors="replace").splitlines():
+            name = (line.split(":", 1)[0] if cvat else line).strip()
+            if name and not line.lstrip().startswith("#") and not (cvat and name == "background"):
+                names.append(name)
+    return names
+
+
 def _to_record(parsed: _Parsed, index: dict[str, int]) -> Record:
     """Freeze a parsed file into arrays once the class index is known."""
     size = (parsed.width, parsed.height)
@@ -275,7 +290,7 @@ def read_voc(root: Path, *, class_names: Sequence[str] | None = None) -> RecordS
     Args:
         root: the folder.
         class_names: the classes to keep, in label order; by default every name found,
-            sorted.
+            with those ``classes.txt`` or CVAT's ``labelmap.txt`` declare, sorted.
 
     Returns:
         A :class:`RecordSet`; records sorted by stem, labels indexing ``class_names``.
@@ -288,7 +303,8 @@ def read_voc(root: Path, *, class_names: Sequence[str] | None = None) -> RecordS
         if item is not None:
             parsed.append(item)
     if class_names is None:
-        names = sorted({name for item in parsed for name in item.names})
+        declared = _declared_classes(root)
+        names = sorted({name for item in parsed for name in item.names} | set(declared))
     else:
         names = list(dict.fromkeys(name.strip() for name in class_names))
     index = {name: i for i, name in enumerate(names)}
@@ -326,17 +342,24 @@ def voc_xml(record: Record, filename: str) -> bytes:
 
 
 def voc_files(
-    records: Sequence[Record], splits: Mapping[str, Sequence[str]] | None = None
+    records: Sequence[Record],
+    splits: Mapping[str, Sequence[str]] | None = None,
+    class_names: Sequence[str] = (),
 ) -> Iterator[ExportFile]:
     """The files of a Pascal VOC folder holding ``records``.
 
-    ``JPEGImages/<stem><ext>`` (the image as it is), ``Annotations/<stem>.xml`` and, with
-    ``splits``, VOC's own split lists ``ImageSets/Main/<split>.txt`` (one stem a line).
+    ``JPEGImages/<stem><ext>`` (the image as it is), ``Annotations/<stem>.xml``, with
+    ``splits`` VOC's own split lists ``ImageSets/Main/<split>.txt`` (one stem a line), and
+    with ``class_names`` a ``classes.txt`` (VOC has no class list: without it a class no
+    box uses would be lost).
 
     Args:
         records: stems must be unique and safe as file names.
         splits: split name -> stems, e.g. ``{"train": [...], "val": [...]}``.
+        class_names: every class, in label order.
     """
+    if class_names:
+        yield "classes.txt", "".join(f"{name}\n" for name in class_names).encode()
     for record in records:
         filename = f"{record.stem}{record.image_path.suffix.lower()}"
         yield f"JPEGImages/{filename}", record.image_path

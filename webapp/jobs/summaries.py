@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from webapp.images.models import Image, LabelClass
+from webapp.images.models import Dataset, Image, LabelClass
 from webapp.jobs.models import Job, JobKind
 
 # A detect job over a whole dataset can cover thousands of images: list the first ones.
@@ -90,7 +90,30 @@ def _image_stats(job: Job, result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-SUMMARISERS = {JobKind.DETECT: _detect, JobKind.IMAGE_STATS: _image_stats}
+def _import(job: Job, result: dict[str, Any]) -> dict[str, Any]:
+    """An import's counts per split, then every warning it kept (file and reason)."""
+    dataset = result.get("dataset") or {}
+    warnings = result.get("warnings", [])
+    splits = result.get("splits", {})
+    return {
+        "kind": "import",
+        "dataset_id": dataset.get("id"),
+        "dataset_name": dataset.get("name", ""),
+        "dataset_exists": Dataset.objects.filter(pk=dataset.get("id") or 0).exists(),
+        "format": result.get("format", ""),
+        "images_added": result.get("images_added", 0),
+        "images_existing": result.get("images_existing", 0),
+        "boxes_added": result.get("boxes_added", 0),
+        "splits": [{"name": name, "count": n} for name, n in splits.items()],
+        "split_source": result.get("split_source", ""),
+        "by_code": [{"code": c, "count": n} for c, n in result.get("warnings_by_code", {}).items()],
+        "warnings": warnings[:MAX_IMAGE_ROWS],
+        "warnings_total": result.get("warnings_total", len(warnings)),
+        "more_warnings": max(0, result.get("warnings_total", len(warnings)) - MAX_IMAGE_ROWS),
+    }
+
+
+SUMMARISERS = {JobKind.DETECT: _detect, JobKind.IMAGE_STATS: _image_stats, JobKind.IMPORT: _import}
 
 
 def summarise(job: Job) -> dict[str, Any] | None:
