@@ -259,7 +259,7 @@
     svg.style.setProperty("--px", pixelSize());
     visibleSuggestions().forEach(function (s) { drawBox(suggestionLayer, s, "suggestion"); });
     labels.forEach(function (b) { drawBox(labelLayer, b, "label"); });
-    if (selected && selected.kind === "label" && canEdit) {
+    if (selected && selected.kind === "label" && !selected.fresh && canEdit) {
       const b = find("label", selected.key);
       if (b) drawHandles(b);
     }
@@ -468,16 +468,20 @@
     const target = event.target;
     if (event.button === 1 || event.button === 2 || spaceDown) {
       drag = { mode: "pan", start: { x: event.clientX, y: event.clientY }, view: Object.assign({}, view) };
-    } else if (target.dataset && target.dataset.handle && canEdit) {
+    } else if (target.dataset && target.dataset.handle && canEdit && selected && !selected.fresh) {
       const b = find("label", Number(target.dataset.key));
       drag = { mode: "resize", handle: target.dataset.handle, box: b, before: snapshot(), start: p, orig: Object.assign({}, b) };
     } else if (target.dataset && target.dataset.kind) {
+      // On the selected label a drag moves it. On any other box a click selects it and a
+      // drag draws a new box: dense images (cells, crowds) start new boxes inside old ones.
       const kind = target.dataset.kind;
       const key = Number(target.dataset.key);
-      select(kind, key);
-      if (kind === "label" && canEdit) {
+      const isSelected = selected && !selected.fresh && selected.kind === kind && selected.key === key;
+      if (isSelected && kind === "label" && canEdit) {
         const b = find("label", key);
         drag = { mode: "move", box: b, before: snapshot(), start: p, orig: Object.assign({}, b) };
+      } else {
+        drag = { mode: "press", kind: kind, key: key, start: p, screen: { x: event.clientX, y: event.clientY } };
       }
     } else if (canEdit && drawClass && p.x >= 0 && p.y >= 0 && p.x <= W && p.y <= H) {
       drag = { mode: "draw", start: p };
@@ -495,6 +499,13 @@
       const scale = view.w / svg.getBoundingClientRect().width;
       setView({ x: drag.view.x - (event.clientX - drag.start.x) * scale, y: drag.view.y - (event.clientY - drag.start.y) * scale, w: view.w, h: view.h });
       return;
+    }
+    if (drag.mode === "press") {
+      const moved = Math.abs(event.clientX - drag.screen.x) + Math.abs(event.clientY - drag.screen.y);
+      if (moved < 4) return;
+      if (!canEdit || !drawClass) { drag = null; return; }
+      drag = { mode: "draw", start: drag.start };
+      selected = null;
     }
     if (drag.mode === "draw") {
       const x1 = clamp(Math.min(drag.start.x, p.x), 0, W), x2 = clamp(Math.max(drag.start.x, p.x), 0, W);
@@ -526,12 +537,15 @@
     const d = drag;
     drag = null;
     draft.setAttribute("visibility", "hidden");
+    if (d.mode === "press") { if (!cancel) select(d.kind, d.key); return; }
     if (d.mode === "draw") {
       const r = d.rect;
       if (!cancel && r && r.x2 - r.x1 >= 2 && r.y2 - r.y1 >= 2) {
         const before = snapshot();
         const b = addLabel({ label_class: drawClass, x1: r.x1, y1: r.y1, x2: r.x2, y2: r.y2 });
-        selected = { kind: "label", key: b.key };
+        // "Fresh": number keys and Delete act on it, but a drag on it draws the next box
+        // (cells and crowds touch); a click makes it editable, with handles.
+        selected = { kind: "label", key: b.key, fresh: true };
         commit(before);
       } else {
         render();

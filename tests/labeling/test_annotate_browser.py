@@ -128,3 +128,70 @@ def test_name_the_faces_of_a_photo(page, live_server, labeler, tiny_verifier, ti
     grace = Subject.objects.get(name="Grace Hopper")
     assert Face.objects.get(pk=faces[0].pk).subject == grace
     assert Face.objects.get(pk=faces[1].pk).label == "not_face"
+
+
+def test_keys_nudge_undo_redo_copy_paste_delete_and_done(page, live_server, labeler, two_images):
+    first, second = two_images
+    log_in(page, live_server.url, labeler.username)
+    page.goto(f"{live_server.url}/label/images/{first.pk}/")
+    expect(page.locator("#stage g.box.suggestion")).to_have_count(1)
+    drag(page, (20, 30), (120, 110))
+    page.locator("#label-list li").first.click()  # editable now (handles shown)
+    expect(page.locator("#stage .handle")).to_have_count(8)
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("Shift+ArrowDown")
+
+    def labels():
+        return page.evaluate(
+            "() => window.annotate.state().labels.map(b => [b.x1, b.y1, b.x2, b.y2].map(Math.round))"
+        )
+
+    assert labels() == [[21, 40, 121, 120]]
+    page.keyboard.press("Control+z")
+    assert labels() == [[21, 30, 121, 110]]
+    page.keyboard.press("Control+Shift+z")
+    assert labels() == [[21, 40, 121, 120]]
+    page.keyboard.press("Control+c")
+    page.keyboard.press("Delete")
+    assert labels() == []
+    page.keyboard.press("Control+v")
+    assert labels() == [[21, 40, 121, 120]]
+    page.keyboard.press("Escape")
+    page.keyboard.press("r")  # nothing selected: no suggestion is rejected
+    page.keyboard.press("Tab")  # the label, then the suggestion
+    page.keyboard.press("Tab")
+    page.keyboard.press("r")
+    expect(page.locator("#stage g.box.suggestion")).to_have_count(0)
+    page.keyboard.press("Control+Enter")  # done, then the next image
+    page.wait_for_url(f"**/label/images/{second.pk}/**")
+    image = Image.objects.get(pk=first.pk)
+    assert image.status == "labeled" and image.labeled_by == labeler
+    assert [b.xyxy for b in Box.objects.filter(image=first, origin="human")] == [
+        [21.0, 40.0, 121.0, 120.0]
+    ]
+    assert not Box.objects.filter(image=first, origin="model").exists()  # rejected
+    page.keyboard.press("Control+v")  # the clipboard crosses images
+    page.keyboard.press("p")  # and P copies the previous image's labels
+    expect(page.locator("#label-list li")).to_have_count(2)
+
+
+def test_zoom_and_pan_keep_boxes_on_their_pixels(page, live_server, labeler, two_images):
+    first, _ = two_images
+    log_in(page, live_server.url, labeler.username)
+    page.goto(f"{live_server.url}/label/images/{first.pk}/")
+    expect(page.locator("#zoom-level")).to_have_text("100%")
+    page.keyboard.press("+")
+    page.keyboard.press("+")
+    expect(page.locator("#zoom-level")).to_have_text("156%")
+    before = page.evaluate("() => window.annotate.state().view")
+    page.mouse.move(*stage_point(page, 200, 150))
+    page.mouse.down(button="right")
+    page.mouse.move(*stage_point(page, 180, 150), steps=3)
+    page.mouse.up(button="right")
+    after = page.evaluate("() => window.annotate.state().view")
+    assert after["x"] > before["x"] and after["y"] == pytest.approx(before["y"])
+    drag(page, (210, 160), (230, 190))  # drawn at the zoom and pan: image pixels still
+    box = page.evaluate("() => window.annotate.state().labels[0]")
+    assert [round(box[k]) for k in ("x1", "y1", "x2", "y2")] == [210, 160, 230, 190]
+    page.keyboard.press("0")
+    expect(page.locator("#zoom-level")).to_have_text("100%")
