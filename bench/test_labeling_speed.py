@@ -12,12 +12,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser_fixtures import log_in
 from training.formats.voc import read_voc
+from training.models import ModelVersion
 from webapp.images.ingest import ingest_image
 from webapp.images.models import Box, Dataset, Image
 from webapp.labeling.classes import ensure_classes
@@ -25,6 +27,7 @@ from webapp.labeling.classes import ensure_classes
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 DEMO = Path(__file__).resolve().parent.parent / "demo" / "bccd"
 STEMS = ("BloodImage_00007", "BloodImage_00031", "BloodImage_00041")
+Truth = list[tuple[str, list[float]]]  # (class name, xyxy pixels) per box
 
 
 @dataclass
@@ -39,7 +42,7 @@ class Actions:
         return self.keys + self.clicks + self.drags
 
 
-def _images(tiny_detector: object) -> list[tuple[Image, list[tuple[str, list[float]]]]]:
+def _images(tiny_detector: ModelVersion) -> list[tuple[Image, Truth]]:
     records = {r.stem: r for r in read_voc(DEMO).records}
     dataset = Dataset.objects.create(name="speed")
     classes = ensure_classes(dataset, sorted({n for s in STEMS for n in records[s].class_names}))
@@ -83,7 +86,7 @@ def _with_suggestions(page: Page, acts: Actions) -> None:
     acts.keys += 1
 
 
-def _by_drawing(page: Page, acts: Actions, truth: list[tuple[str, list[float]]]) -> None:
+def _by_drawing(page: Page, acts: Actions, truth: Truth) -> None:
     """The fewest actions without suggestions: a drag per box, and a number key when the
     box's class differs from the last one (the key sets the new box's class and the next's)."""
     names = [t.split()[-1] for t in page.locator("#class-list li").all_inner_texts()]
@@ -104,7 +107,7 @@ def _by_drawing(page: Page, acts: Actions, truth: list[tuple[str, list[float]]])
     acts.keys += 1
 
 
-def _label(page: Page, base: str, image: Image, how: str, truth: list) -> Actions:
+def _label(page: Page, base: str, image: Image, how: str, truth: Truth) -> Actions:
     acts = Actions()
     page.goto(f"{base}/label/images/{image.pk}/")
     expect(page.locator("#stage g.box.suggestion")).to_have_count(len(truth))
@@ -130,7 +133,9 @@ def _boxes(image: Image) -> list[tuple[str, tuple[int, ...]]]:
     return sorted((b.label_class.name, tuple(round(v) for v in b.xyxy)) for b in rows)
 
 
-def test_labeling_speed(page, live_server, labeler, tiny_detector) -> None:
+def test_labeling_speed(
+    page: Page, live_server: Any, labeler: Any, tiny_detector: ModelVersion
+) -> None:
     images = _images(tiny_detector)
     log_in(page, live_server.url, labeler.username)
     rows = []
