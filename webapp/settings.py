@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "webapp.detection",
     "webapp.faces",
     "webapp.labeling",
+    "webapp.analysis",
     "training",
 ]
 
