@@ -21,6 +21,7 @@ urlpatterns = [
     path("faces/", include(native_urlpatterns)),
     path("", include(compreface_urlpatterns)),
     path("", include("webapp.labeling.urls")),
+    path("", include("webapp.analysis.urls")),
     path("", include(router.urls)),
     re_path(r"^.*$", json_not_found),
 ]
