@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint typecheck bench bench-detector bench-faces bench-calibration clean
+.PHONY: run test install lint typecheck bench bench-detector bench-faces bench-calibration bench-labeling clean
 
 run: $(STAMP)
 	$(PY) scripts/run.py
@@ -33,7 +33,7 @@ typecheck: $(STAMP)
 
 # Benchmarks are not tests: they print tables of ratios against baselines run alongside.
 # Run as modules: `python bench/x.py` would put bench/ (not the repository) on sys.path.
-bench: bench-detector bench-faces bench-calibration
+bench: bench-detector bench-faces bench-calibration bench-labeling
 
 bench-detector: $(STAMP)
 	$(PY) -m bench.detector --ours demo/models/detector-bccd.safetensors
@@ -48,6 +48,10 @@ bench-faces: $(STAMP)
 # The shipped detector's calibrated confidence on BCCD's test split (calibration fitted on val).
 bench-calibration: $(STAMP)
 	$(PY) -m bench.calibration --model demo/models/detector-bccd.safetensors
+
+# Import and export speed on bccd and coco128, and our YOLO export trained by Ultralytics.
+bench-labeling: $(STAMP)
+	$(PY) -m bench.import_export
 
 clean:
 	rm -rf var/media var/db.sqlite3 .pytest_cache .mypy_cache .ruff_cache

@@ -32,6 +32,7 @@ from training.formats import READERS, FormatWarning, Record, RecordSet, rename_c
 from training.formats.archive import ArchiveLimits, UnsafeArchive, dataset_root, extract_zip
 from training.splits import SPLIT_SCHEME, deterministic_split
 from webapp.accounts.models import User
+from webapp.env import env_int
 from webapp.images.ingest import DuplicateImage, ImageRejected, ingest_image
 from webapp.images.models import (
     Box,
@@ -63,19 +64,24 @@ class ImportFailed(ValueError):
     """The whole import was refused (bad archive, wrong dataset kind, bad class names)."""
 
 
+def _limit(name: str, default: int) -> int:
+    """A size limit: the Django setting ``name`` if there is one, else the environment
+    variable ``name`` (checked, loud on a bad value), else ``default``."""
+    value = getattr(settings, name, None)
+    return int(value) if value is not None else env_int(name, default, minimum=1)
+
+
 def import_max_bytes() -> int:
-    """The largest upload accepted for import (``settings.IMPORT_MAX_BYTES``, 2 GB)."""
-    return int(getattr(settings, "IMPORT_MAX_BYTES", DEFAULT_MAX_BYTES))
+    """The largest upload accepted for import (``IMPORT_MAX_BYTES``, 2 GB)."""
+    return _limit("IMPORT_MAX_BYTES", DEFAULT_MAX_BYTES)
 
 
 def archive_limits() -> ArchiveLimits:
-    """What one uploaded zip may unpack to: ``settings.IMPORT_MAX_ENTRIES`` entries and
-    ``settings.IMPORT_MAX_UNPACKED_BYTES`` bytes (100,000 and 8 GB)."""
+    """What one uploaded zip may unpack to: ``IMPORT_MAX_ENTRIES`` entries and
+    ``IMPORT_MAX_UNPACKED_BYTES`` bytes (100,000 and 8 GB)."""
     return ArchiveLimits(
-        max_entries=int(getattr(settings, "IMPORT_MAX_ENTRIES", DEFAULT_MAX_ENTRIES)),
-        max_total_bytes=int(
-            getattr(settings, "IMPORT_MAX_UNPACKED_BYTES", DEFAULT_MAX_UNPACKED_BYTES)
-        ),
+        max_entries=_limit("IMPORT_MAX_ENTRIES", DEFAULT_MAX_ENTRIES),
+        max_total_bytes=_limit("IMPORT_MAX_UNPACKED_BYTES", DEFAULT_MAX_UNPACKED_BYTES),
     )
 
 
