@@ -184,12 +184,18 @@ def test_a_bad_wait_is_refused_before_any_job(labeler_api, tiny_detector, stored
     assert Job.objects.count() == 0 and not Box.objects.exists()
 
 
-def test_the_images_dataset_own_detector_serves_them_first(
+def test_a_dataset_is_served_by_the_version_promoted_for_it(
     labeler_api, tiny_detector, stored_image, dataset
 ):
+    from training.models import Promotion
+
     own = _second_detector(tiny_detector, dataset=dataset)
+    # Trained on the dataset but not promoted: listed right after what serves, not serving.
+    assert services.detector_choices(dataset)[:2] == [tiny_detector, own]
+    assert services.resolve_version(None, dataset=dataset) == tiny_detector
+    Promotion.objects.create(dataset=dataset, kind="detector", version=own)
     assert services.detector_choices(dataset)[0] == own
-    assert services.detector_choices(None)[0] == tiny_detector  # the serving one
+    assert services.detector_choices(None)[0] == tiny_detector  # workbench-wide
     response = labeler_api.post(
         "/api/v1/detect/?wait=0", {"image_ids": [stored_image.pk]}, format="json"
     )

@@ -88,7 +88,7 @@ def test_gallery_shows_box_counts(page, live_server, labeler, reviewed_image):
     expect(page.locator("#gallery li.tile .counts")).to_have_text("1 labeled · 4 predicted")
 
 
-def test_the_user_chooses_the_detector_the_datasets_own_first(
+def test_the_user_chooses_the_detector_the_datasets_serving_one_first(
     page, live_server, labeler, reviewed_image, tiny_detector, settings
 ):
     from training.models import ModelVersion
@@ -104,13 +104,16 @@ def test_the_user_chooses_the_detector_the_datasets_own_first(
         class_names=tiny_detector.class_names,
         dataset=reviewed_image.dataset,
     )
+    from training.models import Promotion
+
+    Promotion.objects.create(dataset=reviewed_image.dataset, kind="detector", version=own)
     log_in(page, live_server.url, labeler.username)
     page.goto(f"{live_server.url}/images/{reviewed_image.pk}/")
     options = page.locator("#model-version option")
     expect(options).to_have_count(2)
-    assert options.nth(0).get_attribute("value") == str(own.pk)  # the dataset's own first
-    expect(options.nth(0)).to_contain_text("this dataset's")
-    expect(options.nth(1)).to_contain_text("serving")
+    assert options.nth(0).get_attribute("value") == str(own.pk)  # what serves the dataset
+    expect(options.nth(0)).to_contain_text("serves this dataset")
+    expect(options.nth(1)).not_to_contain_text("serves")
     # The hand-made predictions belong to the other version: hidden while "own" is chosen.
     expect(page.locator("#overlay g.box.model")).to_have_count(0)
     page.select_option("#model-version", str(tiny_detector.pk))

@@ -621,7 +621,7 @@
   page.detectors.forEach(function (d) {
     const option = document.createElement("option");
     option.value = d.id;
-    option.textContent = d.name + (d.own ? " · this dataset's" : "") + (d.serving ? " · serving" : "");
+    option.textContent = d.name + (d.serving ? " · serves this dataset" : d.own ? " · trained on this dataset" : "");
     option.selected = d.id === page.detector;
     detector.appendChild(option);
   });

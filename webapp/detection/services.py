@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 
 from inference.calibration import ServingScores, serving_scores
 from inference.predict import Detections, Predictor
-from training.models import ModelKind, ModelVersion
+from training.models import ModelKind, ModelVersion, Promotion
 from webapp.images.models import Box, BoxOrigin, Dataset, Image, ImageStatus
 from webapp.jobs.errors import JobError
 from webapp.labeling.classes import ensure_classes
@@ -44,19 +44,31 @@ class NoModel(JobError):
         super().__init__(message, code=code, status=status)
 
 
+def serving_version(dataset: Dataset | None, kind: str = ModelKind.DETECTOR) -> ModelVersion | None:
+    """The version serving ``kind`` for ``dataset``: the one promoted for it, else the
+    workbench-wide active one (uploads with no dataset get that one too)."""
+    if dataset is not None:
+        promoted = Promotion.serving(dataset.pk, kind)
+        if promoted is not None:
+            return promoted
+    return ModelVersion.active(kind)
+
+
 def detector_choices(dataset: Dataset | None, kind: str = ModelKind.DETECTOR) -> list[ModelVersion]:
     """Versions of ``kind`` in the order to offer them for ``dataset``'s images.
 
-    The dataset's own detectors (trained on it) come first, the serving one first among
-    them, then the newest; then every other version, the serving one first. Running the
-    blood-cell detector on a street photo is then a choice the list offers, not the
-    only option.
+    The one serving the dataset first, then the dataset's own (trained on it), newest
+    first, then every other version, the workbench-wide active one first. Running the
+    blood-cell detector on a street photo is then a choice the list offers, not the only
+    option.
     """
+    serving = serving_version(dataset, kind)
     versions = list(ModelVersion.objects.filter(kind=kind).select_related("dataset"))
 
-    def rank(version: ModelVersion) -> tuple[bool, bool, float]:
+    def rank(version: ModelVersion) -> tuple[bool, bool, bool, float]:
         own = dataset is not None and version.dataset_id == dataset.pk
-        return (not own, not version.is_active, -version.created_at.timestamp())
+        first = serving is not None and version.pk == serving.pk
+        return (not first, not own, not version.is_active, -version.created_at.timestamp())
 
     return sorted(versions, key=rank)
 
@@ -64,10 +76,10 @@ def detector_choices(dataset: Dataset | None, kind: str = ModelKind.DETECTOR) ->
 def resolve_version(
     version_id: int | None, kind: str = ModelKind.DETECTOR, dataset: Dataset | None = None
 ) -> ModelVersion:
-    """The version asked for, else the first of :func:`detector_choices` for ``dataset``.
+    """The version asked for, else the one serving ``dataset`` (:func:`serving_version`).
 
     Raises:
-        NoModel: 404 for an unknown id, 503 when there is no version of ``kind`` at all.
+        NoModel: 404 for an unknown id, 503 when no version serves.
     """
     if version_id is not None:
         version = ModelVersion.objects.filter(pk=version_id, kind=kind).first()
@@ -78,14 +90,10 @@ def resolve_version(
                 status=404,
             )
         return version
-    if dataset is not None:
-        choices = detector_choices(dataset, kind)
-        if choices and choices[0].dataset_id == dataset.pk:
-            return choices[0]
-    active = ModelVersion.active(kind)
-    if active is None:
+    serving = serving_version(dataset, kind)
+    if serving is None:
         raise NoModel(f"No {kind} model is active yet: train one or activate a version.")
-    return active
+    return serving
 
 
 def get_predictor(version: ModelVersion) -> Predictor:

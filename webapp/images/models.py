@@ -51,6 +51,7 @@ class LabelClass(models.Model):
 
     class Meta:
         ordering = ["dataset", "name"]
+        verbose_name_plural = "label classes"
         constraints = [
             models.UniqueConstraint(fields=["dataset", "name"], name="unique_class_per_dataset")
         ]
@@ -168,6 +169,7 @@ class Box(models.Model):
 
     class Meta:
         ordering = ["image", "-score", "id"]
+        verbose_name_plural = "boxes"
         indexes = [models.Index(fields=["image", "origin"])]
         constraints = [
             models.CheckConstraint(

@@ -21,6 +21,7 @@ from webapp.detection.services import (
     NoModel,
     detector_choices,
     resolve_version,
+    serving_version,
     working_threshold,
 )
 from webapp.images.models import BoxOrigin, Dataset, Image, ImageStatus
@@ -107,6 +108,7 @@ def image_detail(request: HttpRequest, image_id: int) -> HttpResponse:
         for b in image.boxes.select_related("label_class")
     ]
     choices = detector_choices(image.dataset)
+    serving = serving_version(image.dataset)
     chosen = _chosen_detector(request, choices)
     return render(
         request,
@@ -115,7 +117,14 @@ def image_detail(request: HttpRequest, image_id: int) -> HttpResponse:
             "image": image,
             "boxes": boxes,
             "can_edit": user_can_edit(request.user),
-            "detectors": [{"version": v, "own": v.dataset_id == image.dataset_id} for v in choices],
+            "detectors": [
+                {
+                    "version": v,
+                    "own": v.dataset_id == image.dataset_id,
+                    "serving": serving is not None and v.pk == serving.pk,
+                }
+                for v in choices
+            ],
             "chosen_detector": chosen,
             "has_model_boxes": any(b["origin"] == BoxOrigin.MODEL for b in boxes),
             # The slider starts at the chosen detector's working threshold (the scale its

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET
 
 from training.models import ModelVersion
 from webapp.accounts.permissions import user_can_edit
-from webapp.detection.services import detector_choices, working_threshold
+from webapp.detection.services import detector_choices, serving_version, working_threshold
 from webapp.images.models import Dataset, Image, ImageStatus, Task
 from webapp.labeling import services
 from webapp.labeling.box_views import labels_json
@@ -48,6 +48,7 @@ def _neighbours(image: Image, mode: str) -> dict[str, int | None]:
 
 def _detectors(image: Image, chosen: str) -> tuple[list[dict[str, Any]], ModelVersion | None]:
     choices = detector_choices(image.dataset)
+    serving = serving_version(image.dataset)
     selected = next((v for v in choices if chosen.isdigit() and v.pk == int(chosen)), None)
     selected = selected or (choices[0] if choices else None)
     rows = [
@@ -55,7 +56,7 @@ def _detectors(image: Image, chosen: str) -> tuple[list[dict[str, Any]], ModelVe
             "id": v.pk,
             "name": f"{v.name} #{v.pk}",
             "own": v.dataset_id == image.dataset_id,
-            "serving": v.is_active,
+            "serving": serving is not None and v.pk == serving.pk,
             "score": suggestion_score(v),
         }
         for v in choices
