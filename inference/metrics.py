@@ -30,6 +30,7 @@ __all__ = [
     "DetectionMetrics",
     "MatchedDetections",
     "PRCurve",
+    "downsample_curve",
     "evaluate_detections",
     "iou_matrix",
 ]
@@ -53,6 +54,26 @@ class PRCurve:
     recall: FloatArray
     precision: FloatArray
     scores: FloatArray
+
+
+def downsample_curve(curve: PRCurve, max_points: int = 200) -> PRCurve:
+    """About ``max_points`` points of ``curve`` for a chart, evenly by detection rank.
+
+    The first and last points are always kept (the curve's start and the recall it
+    reaches), so the chart neither starts late nor stops short.
+
+    Args:
+        curve: a :class:`PRCurve` with D points.
+        max_points: at least 2.
+
+    Returns:
+        A :class:`PRCurve` of min(D, ~max_points) points, in the original order.
+    """
+    n = len(curve.recall)
+    if n <= max_points:
+        return curve
+    keep = np.unique(np.rint(np.linspace(0, n - 1, max(2, max_points))).astype(np.int64))
+    return PRCurve(curve.recall[keep], curve.precision[keep], curve.scores[keep])
 
 
 @dataclass(frozen=True)
