@@ -21,10 +21,10 @@ from inference.calibration import WorkingScores, fit_working_scores, serving_sco
 from inference.face_pipeline import largest_face
 from inference.predict import Predictor
 from inference.preprocess import load_rgb
-from inference.runtime import CheckpointError, pick_device
+from inference.runtime import pick_device
 from inference.siamese import save_verifier
 from inference.verification_metrics import Calibration
-from inference.yolo import YoloConfig, load_detector, save_detector
+from inference.yolo import YoloConfig, save_detector
 from training.augment import AugmentConfig
 from training.detection import (
     DEFAULT_AUGMENT_CONFIG,
@@ -49,7 +49,9 @@ from training.verification import (
     train_verifier,
 )
 from webapp.accounts.models import User
+from webapp.analysis.evaluate import check_request, evaluate_now
 from webapp.images.models import Dataset, Task
+from webapp.jobs.errors import JobError
 
 Log = Callable[[str], object]
 OnProgress = Callable[[Progress], None]
@@ -300,20 +302,34 @@ def _register_detector(
 
 
 def evaluate_detector_version(
-    version: ModelVersion, split: str, dataset: Dataset | None = None
+    version: ModelVersion,
+    split: str,
+    dataset: Dataset | None = None,
+    *,
+    created_by: User | None = None,
+    progress: Callable[[float, str], None] | None = None,
 ) -> dict[str, Any]:
-    """Metrics of a detector version on one split of a dataset (default: its own dataset).
+    """Evaluate a model version on one split of a dataset (default: its own dataset).
+
+    The same function as an evaluation job (``webapp.analysis.evaluate``): it stores an
+    ``Evaluation`` with its metrics and one ``ErrorCase`` per mistake, and returns the
+    metrics. Detectors and verifiers alike, despite the name (kept for its callers).
 
     Returns:
-        JSON-ready: ``model_version``, ``dataset``, ``split``, ``images``, ``map50``,
-        ``map50_95``, per-class AP by class name, precision / recall / F1 at the version's
-        working threshold (overall and ``per_class`` by class name), that
+        JSON-ready. Detectors: ``model_version``, ``dataset``, ``split``, ``images``,
+        ``map50``, ``map50_95``, per-class AP by class name, precision / recall / F1 at the
+        version's working threshold (overall and ``per_class`` by class name), that
         ``score_threshold``, its ``score_scale`` ("calibrated" when the version has a
-        score calibration, else "raw") and ``threshold_rule``.
+        score calibration, else "raw") and ``threshold_rule``; then ``error_rate``
+        (1 - F1), ``error_cases``, ``errors_by_kind``, ``confusion_matrix``,
+        ``pr_curves``, ``label_errors`` and ``evaluation`` (the stored row's id).
+        Verifiers: EER, AUC, TAR at FAR 1% / 0.1%, the threshold, false accepts and
+        rejects, ``error_rate`` and the ROC.
 
     Raises:
-        TrainingError: no dataset (none given and the version records none), no images
-            in the split, or a checkpoint that cannot be loaded.
+        TrainingError: no dataset (none given and the version records none), an unknown
+            split, no images in the split, a model that does not fit the dataset, or a
+            checkpoint that cannot be loaded.
     """
     if split not in EVALUATION_SPLITS:
         raise TrainingError(f"Unknown split {split!r}; one of {EVALUATION_SPLITS}.")
@@ -322,33 +338,16 @@ def evaluate_detector_version(
         raise TrainingError(
             f"Model version {version.pk} records no dataset of its own: name one to evaluate on."
         )
-    names = list(version.class_names)
-    samples = split_samples(dataset, names).get(split, [])
-    if not samples:
-        raise TrainingError(f"Dataset {dataset.name!r} has no {split} images.")
     try:
-        model = load_detector(version.path, device=pick_device(), expected_sha256=version.sha256)
-    except CheckpointError as exc:
-        raise TrainingError(str(exc)) from None
-    metrics = evaluate_detector(model, samples, model.config.img_size)
-    report = report_at_threshold(metrics, serving_scores(version.metrics, version.config))
-    per_class = report["per_class_at_threshold"]
-    return {
-        "model_version": version.pk,
-        "dataset": dataset.name,
-        "split": split,
-        "images": len(samples),
-        "map50": metrics.map50,
-        "map50_95": metrics.map50_95,
-        "per_class_ap50": {names[int(k)]: v for k, v in metrics.per_class_ap50.items()},
-        "per_class_ap50_95": {names[int(k)]: v for k, v in metrics.per_class_ap50_95.items()},
-        **{k: report[k] for k in ("precision", "recall", "f1", "score_threshold")},
-        **{k: report[k] for k in ("score_scale", "threshold_rule")},
-        "per_class": {
-            names[int(k)]: {m: v[m] for m in ("precision", "recall", "f1")}
-            for k, v in per_class.items()
-        },
-    }
+        request = check_request(version.pk, dataset.pk, split)
+        evaluation = evaluate_now(request, created_by, progress or _no_progress)
+    except JobError as exc:
+        raise TrainingError(exc.message) from None
+    return dict(evaluation.metrics)
+
+
+def _no_progress(fraction: float, message: str) -> None:
+    """The default progress of an evaluation: say nothing."""
 
 
 # ----------------------------------------------------------------------------- verifier
