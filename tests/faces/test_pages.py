@@ -265,9 +265,12 @@ def test_report_without_calibration_says_so(client, viewer, tiny_verifier):
     assert "not calibrated" in listing
 
 
-def test_report_only_for_verifiers(client, viewer, tiny_detector):
+def test_a_detector_has_its_own_report_and_an_unknown_version_none(client, viewer, tiny_detector):
     client.force_login(viewer)
-    assert client.get(f"/faces/models/{tiny_detector.pk}/").status_code == 404
+    page = client.get(f"/faces/models/{tiny_detector.pk}/")
+    assert page.status_code == 200 and "Score calibration" in page.content.decode()
+    assert "ROC curve" not in page.content.decode()
+    assert client.get(f"/faces/models/{tiny_detector.pk + 1000}/").status_code == 404
 
 
 # ---------------------------------------------------------------------------- refusals

@@ -2,7 +2,8 @@
 
 Pure Python (no Django, no numpy): it turns the lists a ``Calibration`` stores into chart
 coordinates that a template draws as ``<polyline>``/``<polygon>``/``<line>``. Every x and
-y here is in SVG user units of a :class:`Frame`; rates are fractions in [0, 1].
+y here is in SVG user units of a :class:`Frame` (``webapp.charts``, shared with the
+detector's charts); rates are fractions in [0, 1].
 """
 
 from __future__ import annotations
@@ -11,6 +12,22 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from webapp.charts import Frame, Tick, is_number, nice_ticks
+
+__all__ = [
+    "CalibrationUnreadable",
+    "Frame",
+    "HistogramChart",
+    "Marker",
+    "RocChart",
+    "Tick",
+    "VLine",
+    "check_calibration",
+    "histogram_chart",
+    "nice_ticks",
+    "roc_chart",
+]
 
 CALIBRATION_LISTS = (
     "roc_far",
@@ -37,56 +54,6 @@ MIN_LOG_FAR = 1e-5
 
 class CalibrationUnreadable(ValueError):
     """``metrics["calibration"]`` is there but cannot be drawn (missing or odd lists)."""
-
-
-@dataclass(frozen=True)
-class Frame:
-    """A chart's canvas: the SVG size and the plot area inside the margins."""
-
-    width: int = 520
-    height: int = 340
-    left: int = 58
-    right: int = 18
-    top: int = 14
-    bottom: int = 46
-
-    @property
-    def plot_right(self) -> int:
-        return self.width - self.right
-
-    @property
-    def plot_bottom(self) -> int:
-        return self.height - self.bottom
-
-    @property
-    def plot_width(self) -> int:
-        return self.plot_right - self.left
-
-    @property
-    def plot_height(self) -> int:
-        return self.plot_bottom - self.top
-
-    @property
-    def center_x(self) -> float:
-        return self.left + self.plot_width / 2
-
-    @property
-    def center_y(self) -> float:
-        return self.top + self.plot_height / 2
-
-    def x(self, fraction: float) -> float:
-        """SVG x of a fraction (0 = left edge of the plot, 1 = right edge)."""
-        return round(self.left + fraction * (self.plot_right - self.left), 2)
-
-    def y(self, fraction: float) -> float:
-        """SVG y of a fraction (0 = bottom of the plot, 1 = top)."""
-        return round(self.plot_bottom - fraction * (self.plot_bottom - self.top), 2)
-
-
-@dataclass(frozen=True)
-class Tick:
-    position: float  # SVG units along its axis
-    label: str
 
 
 @dataclass(frozen=True)
@@ -144,10 +111,10 @@ def check_calibration(calibration: Any) -> Mapping[str, Any]:
         raise CalibrationUnreadable(f"missing {', '.join(missing)}")
     for key in CALIBRATION_LISTS:
         values = calibration[key]
-        if not isinstance(values, list) or not all(_is_number(v) for v in values):
+        if not isinstance(values, list) or not all(is_number(v) for v in values):
             raise CalibrationUnreadable(f"{key} is not a list of numbers")
     for key in CALIBRATION_NUMBERS:
-        if not _is_number(calibration[key]):
+        if not is_number(calibration[key]):
             raise CalibrationUnreadable(f"{key} is not a number")
     roc = {len(calibration[k]) for k in ("roc_far", "roc_tar", "roc_thresholds")}
     bins = len(calibration["hist_same"])
@@ -158,10 +125,6 @@ def check_calibration(calibration: Any) -> Mapping[str, Any]:
     if len(calibration["hist_edges"]) != bins + 1:
         raise CalibrationUnreadable("hist_edges must have one more value than each histogram")
     return calibration
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 # ---------------------------------------------------------------------------- ROC
@@ -245,22 +208,6 @@ def _operating_marker(
 
 
 # ---------------------------------------------------------------------------- histograms
-
-
-def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
-    """About ``count`` round values (1, 2 or 5 times a power of ten) within [low, high]."""
-    if not high > low:
-        return [low]
-    raw = (high - low) / max(count - 1, 1)
-    power = 10 ** math.floor(math.log10(raw))
-    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
-    first = math.ceil(low / step) * step
-    ticks = []
-    value = first
-    while value <= high + step * 1e-9:
-        ticks.append(round(value, 10))
-        value += step
-    return ticks
 
 
 def _shares(counts: Sequence[float]) -> list[float]:
