@@ -45,11 +45,27 @@
     return error && error.message ? error.message : "The server answered " + res.status + ".";
   }
 
+  // data-pending on the table counts saves not yet answered (0: everything is saved and
+  // the totals are current), for people leaving the page and for the browser tests.
+  let pending = 0;
+  function setPending(delta) {
+    pending += delta;
+    table.dataset.pending = String(pending);
+  }
+  setPending(0);
+
   function enqueue(work) {
     status("Saving…");
-    queue = queue.then(work).catch(function () { status("Not saved: the server could not be reached.", "error"); });
+    setPending(1);
+    queue = queue.then(work)
+      .catch(function () { status("Not saved: the server could not be reached.", "error"); })
+      .then(function () { setPending(-1); });
     return queue;
   }
+
+  window.addEventListener("beforeunload", function (ev) {
+    if (pending > 0) { ev.preventDefault(); ev.returnValue = ""; }
+  });
 
   function applyCase(tr, data) {
     // The server's view of the case: ticks made by others meanwhile show up too.
