@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from typing import Any
 
 import pytest
 from openpyxl import load_workbook
@@ -45,7 +46,7 @@ def test_xlsx_rows_and_totals_read_back_with_the_same_numbers(tagged, viewer_api
     book = load_workbook(io.BytesIO(answer.content))
     assert book.sheetnames == ["errors", "totals"]
 
-    rows = list(book["errors"].iter_rows(values_only=True))
+    rows: list[Any] = list(book["errors"].iter_rows(values_only=True))
     header, body = list(rows[0]), rows[1:]
     assert header[:4] == ["case", "image", "image_name", "labeling_url"]
     assert header[-2:] == ["comment", "comment_version"]
@@ -72,7 +73,7 @@ def test_xlsx_rows_and_totals_read_back_with_the_same_numbers(tagged, viewer_api
         link_cell.hyperlink is not None and link_cell.hyperlink.target == first[col["labeling_url"]]
     )
 
-    totals = list(book["totals"].iter_rows(values_only=True))
+    totals: list[Any] = list(book["totals"].iter_rows(values_only=True))
     assert list(totals[0][:4]) == ["tag", "count", "share", "ceiling"]
     numbers = {row[0]: row[1:4] for row in totals[1:] if row[0]}
     expected = sheet.totals(evaluation, "all")
