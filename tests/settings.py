@@ -30,6 +30,9 @@ JOB_QUEUE_DEFAULT = f"test-{RUN_ID}-default"
 CELERY_TASK_DEFAULT_QUEUE = JOB_QUEUE_DEFAULT
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 30}
 JOBS_IN_PROCESS = False
+# Beat often and call a worker dead soon, so tests that kill workers finish quickly.
+JOB_HEARTBEAT_S = 1
+JOB_STALE_AFTER_S = 3
 
 MEDIA_ROOT = Path(tempfile.gettempdir()) / f"workbench-test-{RUN_ID}" / "media"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only

@@ -86,3 +86,79 @@ def test_done_job_cannot_be_cancelled(labeler):
     job = Job.objects.create(kind="image_stats", user=labeler, status=JobStatus.DONE)
     assert job.cancel() is False
     assert Job.objects.get(pk=job.pk).status == JobStatus.DONE
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_second_delivery_while_the_worker_beats_is_dropped(dataset, labeler):
+    """The broker may deliver a long job's message again (visibility timeout): while the
+    first worker still beats, the job must not run a second time."""
+    from django.utils import timezone
+
+    ingest_image(jpeg_bytes(), dataset=dataset, user=labeler)
+    job = Job.objects.create(
+        kind="image_stats",
+        dataset=dataset,
+        user=labeler,
+        status=JobStatus.RUNNING,
+        attempts=1,
+        heartbeat_at=timezone.now(),
+    )
+    import threading
+    import time
+
+    stop = threading.Event()
+
+    def first_worker_beats() -> None:  # the first worker, alive and at work
+        from django.db import connection
+
+        while not stop.wait(0.5):
+            Job.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now())
+        connection.close()
+
+    beat = threading.Thread(target=first_worker_beats)
+    beat.start()
+    began = time.monotonic()
+    try:
+        execute_job(job.pk)
+    finally:
+        stop.set()
+        beat.join()
+    job.refresh_from_db()
+    assert (job.status, job.attempts, job.result) == (JobStatus.RUNNING, 1, None)
+    assert time.monotonic() - began >= 3  # it watched a whole stale window first
+
+
+def test_a_job_whose_beat_stopped_is_taken_again(dataset, labeler, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    ingest_image(jpeg_bytes(), dataset=dataset, user=labeler)
+    dead = timezone.now() - timedelta(seconds=settings.JOB_STALE_AFTER_S + 5)
+    job = Job.objects.create(
+        kind="image_stats",
+        dataset=dataset,
+        user=labeler,
+        status=JobStatus.RUNNING,
+        attempts=1,
+        heartbeat_at=dead,
+    )
+    execute_job(job.pk)
+    job.refresh_from_db()
+    assert (job.status, job.attempts) == (JobStatus.DONE, 2)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_heartbeat_thread_keeps_a_long_job_alive(labeler, settings):
+    import time
+
+    from webapp.jobs import registry
+    from webapp.jobs.runner import _Heartbeat
+
+    settings.JOB_HEARTBEAT_S = 1
+    job = Job.objects.create(kind="image_stats", user=labeler, status=JobStatus.RUNNING)
+    with _Heartbeat(job.pk):
+        time.sleep(2.5)  # a long step that reports no progress
+    beats = Job.objects.get(pk=job.pk).heartbeat_at
+    assert beats is not None and (job.created_at < beats)
+    assert registry.get_job_type("image_stats") is not None

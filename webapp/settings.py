@@ -147,6 +147,10 @@ JOB_QUEUE_GPU = env_str("QUEUE_GPU", "gpu")
 # With no broker at all (a laptop without Redis), jobs run in a thread of the web process.
 JOBS_IN_PROCESS = env_bool("JOBS_IN_PROCESS", False)
 JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3, minimum=1)
+# A running job's worker beats this often; a job whose beat is this old is taken to have
+# lost its worker (it may be taken again; a delivery while it still beats is dropped).
+JOB_HEARTBEAT_S = env_int("JOB_HEARTBEAT_S", 15, minimum=1)
+JOB_STALE_AFTER_S = env_int("JOB_STALE_AFTER_S", 60, minimum=2)
 # Network backend for serving: "auto" runs ONNX Runtime on the CPU and PyTorch on CUDA.
 INFERENCE_BACKEND = env_str("INFERENCE_BACKEND", "auto")
 if INFERENCE_BACKEND not in ("auto", "torch", "onnx"):

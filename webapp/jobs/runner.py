@@ -7,12 +7,15 @@ process (no broker available), or directly in a test.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from datetime import timedelta
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db.models import F
+from django.db import connection
+from django.db.models import F, Q
 from django.utils import timezone
 
 from webapp.images.uploads import remove_stashed
@@ -55,25 +58,44 @@ class JobContext:
 
 
 def _claim(job_id: int) -> Job | None:
-    # A RUNNING job is claimed again only when its message is delivered again, which
-    # happens when the worker running it died: the work restarts from the beginning.
-    claimed = Job.objects.filter(
-        pk=job_id,
-        status__in=[JobStatus.QUEUED, JobStatus.RUNNING],
-        attempts__lt=settings.JOB_MAX_ATTEMPTS,
-    ).update(
-        status=JobStatus.RUNNING,
-        attempts=F("attempts") + 1,
-        started_at=timezone.now(),
-        heartbeat_at=timezone.now(),
-        progress=0.0,
-    )
-    job = Job.objects.filter(pk=job_id).first()
-    if job is None:
-        logger.warning("job %s no longer exists; nothing to do", job_id)
-        return None
-    if claimed:
-        return job
+    """Take the job for this worker, or say why not (None).
+
+    A queued job is taken. A running one is taken again only once its heartbeat has
+    stopped: the broker delivers a message again when its worker died (at once, for a
+    killed pool process) but also, for a long job, when its visibility timeout passes
+    while the first worker is still at work. So a delivery that finds the job beating
+    waits until the beat is stale (the owner died: take it) or the beat goes on for a whole
+    stale window (the owner lives: drop the duplicate), and a long job never runs twice
+    at once. A job that stopped too many times fails.
+    """
+    deadline = time.monotonic() + settings.JOB_STALE_AFTER_S + settings.JOB_HEARTBEAT_S
+    while True:
+        stale = timezone.now() - timedelta(seconds=settings.JOB_STALE_AFTER_S)
+        claimable = Q(status=JobStatus.QUEUED) | Q(
+            Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True), status=JobStatus.RUNNING
+        )
+        claimed = Job.objects.filter(
+            claimable, pk=job_id, attempts__lt=settings.JOB_MAX_ATTEMPTS
+        ).update(
+            status=JobStatus.RUNNING,
+            attempts=F("attempts") + 1,
+            started_at=timezone.now(),
+            heartbeat_at=timezone.now(),
+            progress=0.0,
+        )
+        job = Job.objects.filter(pk=job_id).first()
+        if job is None:
+            logger.warning("job %s no longer exists; nothing to do", job_id)
+            return None
+        if claimed:
+            return job
+        beating = job.status == JobStatus.RUNNING and job.heartbeat_at and job.heartbeat_at >= stale
+        if not beating:
+            break
+        if time.monotonic() >= deadline:
+            logger.warning("job %s runs on a live worker; duplicate delivery dropped", job_id)
+            return None
+        time.sleep(min(1.0, settings.JOB_HEARTBEAT_S))
     if job.status == JobStatus.RUNNING:
         _finish(
             job,
@@ -81,6 +103,34 @@ def _claim(job_id: int) -> Job | None:
             error=(f"The worker running this job stopped {job.attempts} times; giving up."),
         )
     return None
+
+
+class _Heartbeat:
+    """Beats for a running job from a thread, so a long step (an epoch) never looks dead."""
+
+    def __init__(self, job_id: int) -> None:
+        self.job_id = job_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name=f"job-{job_id}-beat")
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(settings.JOB_HEARTBEAT_S):
+                Job.objects.filter(pk=self.job_id, status=JobStatus.RUNNING).update(
+                    heartbeat_at=timezone.now()
+                )
+        except Exception:  # a beat lost to a database hiccup is retried at the next one
+            logger.exception("heartbeat of job %s failed", self.job_id)
+        finally:
+            connection.close()
 
 
 def _finish(job: Job, status: str, *, result: Any = None, error: str = "") -> None:
@@ -104,7 +154,8 @@ def execute_job(job_id: int) -> None:
         _finish(job, JobStatus.FAILED, error=f"No handler for jobs of kind {job.kind!r}.")
         return
     try:
-        result = job_type.handler(JobContext(job))
+        with _Heartbeat(job.pk):
+            result = job_type.handler(JobContext(job))
     except JobCancelled:
         logger.info("job %s was cancelled while running", job_id)
     except JobError as exc:
