@@ -19,6 +19,9 @@ TRAINING_DJANGO_PARTS = {
     "training/models.py",
     "training/samples.py",  # dataset rows -> samples
     "training/services.py",  # train / register / evaluate as functions for commands and jobs
+    "training/split_service.py",  # dataset rows -> data-mismatch splits and their report
+    "training/split_views.py",  # the splits API
+    "training/urls.py",
 }
 TRAINING_DJANGO_FOLDERS = ("training/migrations/", "training/management/")
 DJANGO_MODULES = {p.removesuffix(".py").replace("/", ".") for p in TRAINING_DJANGO_PARTS}

@@ -652,3 +652,27 @@ def _result(
         left_out=left_out,
         duplicate_groups=_duplicate_groups(cols, final),
     )
+
+
+@dataclass(frozen=True)
+class SplitAudit:
+    """Stored splits checked against the rules: what :func:`assign_splits` would report."""
+
+    violations: list[Problem]
+    duplicate_groups: list[DuplicateGroup]
+
+
+def audit_splits(
+    items: Sequence[SplitItem],
+    target_source: str,
+    *,
+    max_distance: int = NEAR_DUPLICATE_DISTANCE,
+) -> SplitAudit:
+    """The rule-breakers and the duplicate groups of the items' stored splits
+    (``SplitItem.existing``), changing nothing. With no target source (``""``), only
+    groups spread over splits count as violations."""
+    cols = _columns(items, target_source, max_distance)
+    if not target_source:
+        cols.target[:] = True
+    units = _units(cols, seed=0)
+    return SplitAudit(_violations(cols, units), _duplicate_groups(cols, cols.existing))

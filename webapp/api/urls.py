@@ -22,6 +22,7 @@ urlpatterns = [
     path("", include(compreface_urlpatterns)),
     path("", include("webapp.labeling.urls")),
     path("", include("webapp.analysis.urls")),
+    path("", include("training.urls")),
     path("", include(router.urls)),
     re_path(r"^.*$", json_not_found),
 ]
