@@ -28,11 +28,13 @@ class DatasetSerializer(serializers.ModelSerializer[Dataset]):
             "task",
             "description",
             "target_source",
+            "human_error",
             "classes",
             "image_count",
             "created_at",
         ]
         read_only_fields = ["created_at"]
+        extra_kwargs = {"human_error": {"min_value": 0.0, "max_value": 1.0}}
 
 
 class ImageSerializer(serializers.ModelSerializer[Image]):

@@ -33,6 +33,9 @@ class Dataset(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
     created_at = models.DateTimeField(default=timezone.now)
+    # Human-level error on this data (0..1, on the training runs' error measure): the
+    # diagnosis measures avoidable bias from it. Unknown until someone enters it.
+    human_error = models.FloatField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]
