@@ -28,7 +28,8 @@ from numpy.typing import NDArray
 
 from inference.calibration import ServingScores, serving_scores
 from inference.predict import Detections, Predictor
-from training.models import ModelKind, ModelVersion, Promotion
+from training import registry
+from training.models import ModelKind, ModelVersion
 from webapp.images.models import Box, BoxOrigin, Dataset, Image, ImageStatus
 from webapp.jobs.errors import JobError
 from webapp.labeling.classes import ensure_classes
@@ -44,14 +45,7 @@ class NoModel(JobError):
         super().__init__(message, code=code, status=status)
 
 
-def serving_version(dataset: Dataset | None, kind: str = ModelKind.DETECTOR) -> ModelVersion | None:
-    """The version serving ``kind`` for ``dataset``: the one promoted for it, else the
-    workbench-wide active one (uploads with no dataset get that one too)."""
-    if dataset is not None:
-        promoted = Promotion.serving(dataset.pk, kind)
-        if promoted is not None:
-            return promoted
-    return ModelVersion.active(kind)
+serving_version = registry.serving
 
 
 def detector_choices(dataset: Dataset | None, kind: str = ModelKind.DETECTOR) -> list[ModelVersion]:
