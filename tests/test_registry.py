@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import token_client
 from training import registry
 from training.models import ModelVersion, Promotion
 from webapp.images.models import Dataset
