@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint typecheck bench bench-detector bench-faces bench-calibration bench-labeling clean
+.PHONY: run test install lint typecheck bench bench-detector bench-faces bench-calibration bench-labeling bench-label-errors clean
 
 run: $(STAMP)
 	$(PY) scripts/run.py
@@ -33,7 +33,7 @@ typecheck: $(STAMP)
 
 # Benchmarks are not tests: they print tables of ratios against baselines run alongside.
 # Run as modules: `python bench/x.py` would put bench/ (not the repository) on sys.path.
-bench: bench-detector bench-faces bench-calibration bench-labeling
+bench: bench-detector bench-faces bench-calibration bench-labeling bench-label-errors
 
 bench-detector: $(STAMP)
 	$(PY) -m bench.detector --ours demo/models/detector-bccd.safetensors
@@ -52,6 +52,10 @@ bench-calibration: $(STAMP)
 # Import and export speed on bccd and coco128, and our YOLO export trained by Ultralytics.
 bench-labeling: $(STAMP)
 	$(PY) -m bench.import_export
+
+# Label errors injected into BCCD's val split: does the ranking of possible label errors find them?
+bench-label-errors: $(STAMP)
+	$(PY) -m bench.label_errors --model demo/models/detector-bccd.safetensors
 
 clean:
 	rm -rf var/media var/db.sqlite3 .pytest_cache .mypy_cache .ruff_cache

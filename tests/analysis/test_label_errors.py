@@ -9,6 +9,7 @@ import pytest
 from inference.error_cases import PairCase, match_image
 from inference.label_errors import (
     PRIOR_ERROR_RATE,
+    SPURIOUS_PRIOR_RATE,
     ImagePredictions,
     image_score,
     miss_rates,
@@ -19,6 +20,7 @@ from inference.label_errors import (
 
 RBC, WBC = 0, 1
 RHO = PRIOR_ERROR_RATE / (1 - PRIOR_ERROR_RATE)
+RHO_SPURIOUS = SPURIOUS_PRIOR_RATE / (1 - SPURIOUS_PRIOR_RATE)
 THRESHOLD = 0.4
 
 
@@ -26,8 +28,8 @@ def _box(x: float, y: float = 0.0, size: float = 10.0) -> list[float]:
     return [x, y, x + size, y + size]
 
 
-def _posterior(e: float, q: float) -> float:
-    return RHO * e / (RHO * e + q)
+def _posterior(e: float, q: float, rho: float = RHO) -> float:
+    return rho * e / (rho * e + q)
 
 
 def _score(gt, gt_labels, boxes, labels, conf, rates=None):
@@ -93,11 +95,11 @@ def test_a_label_nothing_comes_near_is_possibly_spurious_more_so_for_a_class_rar
     _, [rbc] = _score([_box(0)], [RBC], [], [], [])
     _, [wbc] = _score([_box(0)], [WBC], [], [], [])
     assert rbc.kind == wbc.kind == "spurious_label"
-    assert rbc.score == pytest.approx(_posterior(1.0, 0.2))
-    assert wbc.score == pytest.approx(_posterior(1.0, 0.1)) and wbc.score > rbc.score
+    assert rbc.score == pytest.approx(_posterior(1.0, 0.2, RHO_SPURIOUS))
+    assert wbc.score == pytest.approx(_posterior(1.0, 0.1, RHO_SPURIOUS)) and wbc.score > rbc.score
     # A faint box near it: the model is unsure rather than blind (seen = 0.3).
     _, [faint] = _score([_box(0)], [RBC], [_box(0)], [RBC], [0.3])
-    assert faint.score == pytest.approx(_posterior(0.7, 0.2))
+    assert faint.score == pytest.approx(_posterior(0.7, 0.2, RHO_SPURIOUS))
 
 
 def test_duplicates_are_no_missing_labels_and_image_scores_combine():
