@@ -48,5 +48,5 @@ def test_train_then_evaluate(capsys):
 def test_unknown_dataset_and_version():
     with pytest.raises(CommandError, match="No dataset named 'nope'"):
         call_command("train_detector", "--dataset", "nope")
-    with pytest.raises(CommandError, match="No detector model version 999"):
+    with pytest.raises(CommandError, match="No detector or verifier model version 999"):
         call_command("evaluate", "--model-version", "999")
