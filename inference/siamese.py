@@ -59,6 +59,8 @@ class EmbeddingConfig:
             left and right (edges repeated) and average all views: a detector's box or a
             photographer's framing moves the face by a few pixels, and the average no longer
             depends on exactly where. 0 turns it off; 4 more views (x2 with the mirror).
+        init: initialisation of the convs: "he" (default, ``N(0, 2 / fan_in)``, right for the
+            ReLUs that follow them) or "xavier" (the notes' ``N(0, 1 / fan_in)``, for tanh).
     """
 
     input_size: int = 64
@@ -70,6 +72,7 @@ class EmbeddingConfig:
     pooling: str = "avg"
     flip_average: bool = False
     tta_shift: int = 0
+    init: str = "he"
 
     def __post_init__(self) -> None:
         if self.input_size < 1 or self.in_channels < 1 or self.embedding_dim < 1:
@@ -80,6 +83,8 @@ class EmbeddingConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.pooling not in ("avg", "flatten"):
             raise ValueError(f"pooling must be 'avg' or 'flatten', got {self.pooling!r}")
+        if self.init not in ("he", "xavier"):
+            raise ValueError(f"init must be 'he' or 'xavier', got {self.init!r}")
         if self.pooling == "flatten" and self.input_size % 2 ** (len(self.widths) - 1):
             raise ValueError(
                 f"flatten pooling needs input_size divisible by {2 ** (len(self.widths) - 1)}"
@@ -151,7 +156,8 @@ class EmbeddingNet(nn.Module):
         return self.config.embedding_dim
 
     def reset_parameters(self) -> None:
-        """He init for convs (each feeds a ReLU): ``W ~ N(0, 2 / fan_in)``, as in the notes.
+        """He init for convs (each feeds a ReLU): ``W ~ N(0, 2 / fan_in)``, as in the notes;
+        with ``config.init == "xavier"`` the notes' Xavier ``N(0, 1 / fan_in)`` instead.
 
         The head feeds no ReLU, so it gets ``N(0, 1 / fan_in)`` (the notes' "Xavier" variant),
         which keeps the embedding's variance near the pooled features' variance. Batch norm
@@ -159,7 +165,10 @@ class EmbeddingNet(nn.Module):
         """
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
+                if self.config.init == "he":
+                    nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
+                else:
+                    nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="linear")
             elif isinstance(module, nn.BatchNorm2d):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)

@@ -3,10 +3,14 @@
 Used to compute a dataset's input normalisation (mean and standard deviation per RGB
 channel, on the 0..1 scale). Sums are kept in float64 so millions of pixels do not lose
 precision; the variance is E[x²] - E[x]², clamped at 0 against rounding.
+
+:meth:`ChannelStats.normalization` gives the ``(input_mean, input_std)`` pair that
+``inference.yolo.YoloConfig`` stores, so serving normalises exactly as training did.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,3 +50,33 @@ class ChannelStats:
         mean = np.asarray(self.mean())
         variance = np.maximum(self.total_sq / self.count - np.square(mean), 0.0)
         return [float(v) for v in np.sqrt(variance)]
+
+    def normalization(
+        self, min_std: float = 1e-3
+    ) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+        """``(mean, std)`` per RGB channel for ``YoloConfig(input_mean=..., input_std=...)``.
+
+        Args:
+            min_std: floor of each std: a constant channel (a grey-only set) would otherwise
+                divide by zero.
+
+        Raises:
+            ValueError: not 3 channels, or no pixels added.
+        """
+        if self.channels != 3:
+            raise ValueError(f"the detector normalises RGB: 3 channels, got {self.channels}")
+        m, s = self.mean(), [max(v, min_std) for v in self.std()]
+        return (m[0], m[1], m[2]), (s[0], s[1], s[2])
+
+
+def dataset_normalization(
+    images: Iterable[npt.NDArray[np.uint8]], min_std: float = 1e-3
+) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """Per-channel mean and std (0..1 scale) of RGB ``uint8 (H, W, 3)`` images, pixel-weighted.
+
+    Compute it on the training split only: validation and test stand for unseen data.
+    """
+    stats = ChannelStats()
+    for image in images:
+        stats.update(image)
+    return stats.normalization(min_std)

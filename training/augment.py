@@ -13,15 +13,21 @@ from the ``numpy.random.Generator`` they are given, so a seeded generator reprod
 augmentations (see :class:`DetectionAugment`).
 
 The methods are the ones in the deep-learning notes (mirroring, random cropping, colour
-shifting) plus optional grayscale, which lets a detector trained on colour photos also work
-on grey ones. Resizing to the model's square input is not here but in
+shifting; rotation and shearing, which the notes call "not often used", off by default) plus
+optional grayscale, which lets a detector trained on colour photos also work on grey ones,
+and optional Gaussian blur (for targets shot out of focus). Rotation and shear move each box
+to the axis-aligned box enclosing its four transformed corners (the only box that still
+contains the whole object; it is looser than the object when the angle is not a multiple of
+90 degrees). Resizing to the model's square input is not here but in
 ``inference.preprocess.letterbox`` (the function serving uses), applied after augmentation.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from numpy.typing import NDArray
 
@@ -32,6 +38,9 @@ Sample = tuple[ImageArray, BoxArray, LabelArray]
 
 # ITU-R BT.601 luma weights for RGB, the same ones PIL's "L" mode and OpenCV use.
 _LUMA_RGB = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+# Pixels a rotation or shear brings in from outside the image: the letterbox's mid-grey, so
+# they read as "nothing" like the padding the model already sees.
+FILL_VALUE = 114
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,17 @@ class AugmentConfig:
         color_p: probability of a colour shift.
         color_max_shift: per-channel offset drawn uniformly in ``[-max, +max]`` (grey levels).
         grayscale_p: probability of converting to grey (still 3 equal channels).
+        rotate_p: probability of a rotation about the image centre (0: off, the default).
+        rotate_max_deg: angle drawn uniformly in ``[-max, +max]`` degrees (counter-clockwise
+            positive).
+        shear_p: probability of a horizontal shear about the image centre (0: off).
+        shear_max: shear factor ``s`` drawn uniformly in ``[-max, +max]``:
+            ``x' = x + s * (y - H / 2)``.
+        blur_p: probability of a Gaussian blur (0: off); boxes do not move.
+        blur_max_sigma: blur standard deviation drawn uniformly in ``[0.1, max]`` pixels.
+
+    Rotated or sheared boxes are dropped by the crop's rules (``crop_min_visible`` of their
+    enclosing box inside the image, ``crop_min_size`` pixels).
     """
 
     flip_p: float = 0.5
@@ -63,9 +83,16 @@ class AugmentConfig:
     color_p: float = 0.5
     color_max_shift: int = 20
     grayscale_p: float = 0.0
+    rotate_p: float = 0.0
+    rotate_max_deg: float = 10.0
+    shear_p: float = 0.0
+    shear_max: float = 0.2
+    blur_p: float = 0.0
+    blur_max_sigma: float = 1.5
 
     def __post_init__(self) -> None:
-        for name in ("flip_p", "crop_p", "color_p", "grayscale_p", "crop_min_visible"):
+        probabilities = ("flip_p", "crop_p", "color_p", "grayscale_p", "crop_min_visible")
+        for name in (*probabilities, "rotate_p", "shear_p", "blur_p"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
@@ -75,6 +102,12 @@ class AugmentConfig:
             raise ValueError("crop_min_size must be >= 0 and crop_attempts >= 1")
         if not 0 <= self.color_max_shift <= 255:
             raise ValueError(f"color_max_shift must be in [0, 255], got {self.color_max_shift}")
+        if not 0.0 <= self.rotate_max_deg <= 180.0:
+            raise ValueError(f"rotate_max_deg must be in [0, 180], got {self.rotate_max_deg}")
+        if not 0.0 <= self.shear_max <= 1.0:
+            raise ValueError(f"shear_max must be in [0, 1], got {self.shear_max}")
+        if not 0.1 <= self.blur_max_sigma <= 10.0:
+            raise ValueError(f"blur_max_sigma must be in [0.1, 10], got {self.blur_max_sigma}")
 
 
 def _check_sample(image: ImageArray, boxes: BoxArray, labels: LabelArray | None = None) -> None:
@@ -201,6 +234,131 @@ def color_shift(
     return out
 
 
+def _clip_and_filter(
+    boxes: BoxArray,
+    labels: LabelArray,
+    width: int,
+    height: int,
+    min_visible: float,
+    min_size: float,
+) -> tuple[BoxArray, LabelArray]:
+    """Clip moved boxes to the image; drop those mostly outside it or too thin to learn from."""
+    clipped = boxes.copy()
+    clipped[:, 0::2] = np.clip(boxes[:, 0::2], 0.0, float(width))
+    clipped[:, 1::2] = np.clip(boxes[:, 1::2], 0.0, float(height))
+    widths, heights = clipped[:, 2] - clipped[:, 0], clipped[:, 3] - clipped[:, 1]
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    visible = widths * heights / np.maximum(area, 1e-9)
+    keep = (visible >= min_visible) & (widths >= min_size) & (heights >= min_size)
+    return clipped[keep], labels[keep].astype(np.int64, copy=False)
+
+
+def affine(
+    image: ImageArray,
+    boxes: BoxArray,
+    labels: LabelArray,
+    matrix: NDArray[np.float64],
+    min_visible: float = 0.4,
+    min_size: float = 2.0,
+) -> Sample:
+    """Warp an image by an affine map in pixel-edge coordinates and move the boxes with it.
+
+    Args:
+        image: ``uint8 (H, W, 3)``.
+        boxes: ``float32 (N, 4)`` xyxy pixels.
+        labels: ``int64 (N,)``.
+        matrix: ``(2, 3)``: a point ``p`` (pixel edges, as boxes) goes to ``A @ p + t``.
+        min_visible, min_size: as :func:`crop`, on each box's enclosing box.
+
+    Returns:
+        ``(image, boxes, labels)``: the warped image, same size, with :data:`FILL_VALUE`
+        where it came from outside; each kept box the axis-aligned box around its four
+        mapped corners, clipped to the image.
+    """
+    _check_sample(image, boxes, labels)
+    height, width = image.shape[:2]
+    m = np.asarray(matrix, dtype=np.float64).reshape(2, 3)
+    # OpenCV indexes pixel centres (pixel i's centre is at i, its edges at i +- 0.5): conjugate
+    # by that half-pixel shift so both images and boxes move by exactly the same map.
+    shift = m[:, :2] @ np.array([0.5, 0.5]) + m[:, 2] - 0.5
+    pixel_map = np.concatenate([m[:, :2], shift[:, None]], axis=1)
+    warped = cv2.warpAffine(
+        image,
+        pixel_map,
+        (width, height),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=(FILL_VALUE, FILL_VALUE, FILL_VALUE),
+    )
+    b = boxes.astype(np.float64)
+    corners = b[:, [[0, 1], [2, 1], [0, 3], [2, 3]]]  # (N, 4, 2): the four (x, y) corners
+    mapped = corners @ m[:, :2].T + m[:, 2]  # (N, 4, 2)
+    moved = np.concatenate([mapped.min(axis=1), mapped.max(axis=1)], axis=1).astype(np.float32)
+    kept, kept_labels = _clip_and_filter(moved, labels, width, height, min_visible, min_size)
+    return np.ascontiguousarray(warped), kept, kept_labels
+
+
+def rotation_matrix(width: int, height: int, degrees: float) -> NDArray[np.float64]:
+    """``(2, 3)`` map rotating by ``degrees`` counter-clockwise (as seen) about the centre.
+
+    With y pointing down: ``x' = cx + c (x - cx) + s (y - cy)``,
+    ``y' = cy - s (x - cx) + c (y - cy)``, ``c = cos``, ``s = sin``; 90 degrees on a square
+    image is ``np.rot90``.
+    """
+    c, s = math.cos(math.radians(degrees)), math.sin(math.radians(degrees))
+    cx, cy = width / 2.0, height / 2.0
+    return np.array([[c, s, cx - c * cx - s * cy], [-s, c, cy + s * cx - c * cy]])
+
+
+def shear_matrix(height: int, factor: float) -> NDArray[np.float64]:
+    """``(2, 3)`` horizontal shear about the centre row: ``x' = x + factor * (y - H / 2)``."""
+    return np.array([[1.0, factor, -factor * height / 2.0], [0.0, 1.0, 0.0]])
+
+
+def rotate(
+    image: ImageArray,
+    boxes: BoxArray,
+    labels: LabelArray,
+    degrees: float,
+    min_visible: float = 0.4,
+    min_size: float = 2.0,
+) -> Sample:
+    """Rotate about the image centre (counter-clockwise positive); see :func:`affine`."""
+    height, width = image.shape[:2]
+    m = rotation_matrix(width, height, degrees)
+    return affine(image, boxes, labels, m, min_visible, min_size)
+
+
+def shear(
+    image: ImageArray,
+    boxes: BoxArray,
+    labels: LabelArray,
+    factor: float,
+    min_visible: float = 0.4,
+    min_size: float = 2.0,
+) -> Sample:
+    """Shear horizontally about the centre row; see :func:`affine` and :func:`shear_matrix`."""
+    m = shear_matrix(image.shape[0], factor)
+    return affine(image, boxes, labels, m, min_visible, min_size)
+
+
+def blur(image: ImageArray, sigma: float) -> ImageArray:
+    """Gaussian blur with standard deviation ``sigma`` pixels (kernel about 6 sigma wide).
+
+    Args:
+        image: ``uint8 (H, W, 3)``.
+
+    Returns:
+        ``uint8 (H, W, 3)``; a constant image stays the same (edges are reflected).
+    """
+    if sigma <= 0:
+        raise ValueError(f"sigma must be > 0, got {sigma}")
+    out = cv2.GaussianBlur(
+        image, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT_101
+    )
+    return np.asarray(out, dtype=np.uint8)
+
+
 def to_grayscale(image: ImageArray) -> ImageArray:
     """Convert an RGB image to grey, keeping three (equal) channels so models need no change.
 
@@ -217,11 +375,13 @@ def to_grayscale(image: ImageArray) -> ImageArray:
 
 
 class DetectionAugment:
-    """Random crop, mirror, colour shift and grayscale, in that order, as one callable.
+    """Random crop, mirror, rotation, shear, colour shift, grayscale and blur, in that order.
 
     Cropping comes first so it works at full resolution; the colour operations come last
-    because they do not move pixels. Use :func:`inference.preprocess.letterbox` afterwards
-    to reach the model size.
+    because they do not move pixels. An operation whose probability is 0 draws nothing from
+    the generator for the options added after the first four (rotation, shear, blur), so
+    turning them off gives exactly the augmentations of a configuration without them. Use
+    :func:`inference.preprocess.letterbox` afterwards to reach the model size.
 
     The generator is the only source of randomness, so ``DetectionAugment(cfg,
     np.random.default_rng(0))`` yields the same sequence every run. With several DataLoader
@@ -253,11 +413,23 @@ class DetectionAugment:
             image, boxes, labels = random_crop(image, boxes, labels, rng, cfg)
         if rng.random() < cfg.flip_p:
             image, boxes = hflip(image, boxes)
+        if cfg.rotate_p > 0 and rng.random() < cfg.rotate_p:
+            degrees = float(rng.uniform(-cfg.rotate_max_deg, cfg.rotate_max_deg))
+            image, boxes, labels = rotate(
+                image, boxes, labels, degrees, cfg.crop_min_visible, cfg.crop_min_size
+            )
+        if cfg.shear_p > 0 and rng.random() < cfg.shear_p:
+            factor = float(rng.uniform(-cfg.shear_max, cfg.shear_max))
+            image, boxes, labels = shear(
+                image, boxes, labels, factor, cfg.crop_min_visible, cfg.crop_min_size
+            )
         if rng.random() < cfg.color_p:
             offsets = rng.integers(-cfg.color_max_shift, cfg.color_max_shift + 1, size=3)
             image = color_shift(image, offsets)
         if rng.random() < cfg.grayscale_p:
             image = to_grayscale(image)
+        if cfg.blur_p > 0 and rng.random() < cfg.blur_p:
+            image = blur(image, float(rng.uniform(0.1, cfg.blur_max_sigma)))
         if image is original:  # nothing applied: still hand back arrays the caller may mutate
             image = image.copy()
         return image, boxes.copy(), labels.copy()

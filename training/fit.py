@@ -20,18 +20,35 @@ Cancelling: ``on_progress`` may raise :class:`FitCancelled`. :func:`fit` catches
 the model back in ``train()`` mode and *returns* normally with ``stopped_reason ==
 "cancelled"`` and the best weights seen so far (``None`` if no epoch finished), so the caller
 can decide whether to keep them. Any other exception propagates unchanged.
+
+Resuming: with ``checkpoint_path`` :func:`fit` writes the whole training state after every
+epoch (model, optimiser, scheduler, epoch, best metric and weights, early-stopping counter,
+history, elapsed time, the torch / numpy / Python random states and any ``stateful``
+objects such as the augmentation's generator) with :func:`save_training_state`; a run whose
+worker died passes :func:`load_training_state`'s result as ``resume_from`` and continues
+with the next epoch, ending with the same weights as a run that was never interrupted (on
+the CPU, with deterministic ``train_batches``/``step``). The state file is loaded with
+``torch.load(weights_only=True)``: no code runs.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
+import io
 import math
+import os
+import pickle
+import random
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sized
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from pathlib import Path
+from typing import Any, Literal, Protocol, TypeVar
 
+import numpy as np
 import torch
 from torch import nn
 from torch.optim import Optimizer
@@ -43,13 +60,17 @@ from torch.optim.lr_scheduler import (
     StepLR,
 )
 
+from inference.runtime import CheckpointError
+
 Batch = TypeVar("Batch")
 OptimizerName = Literal["adam", "rmsprop", "momentum"]
 ScheduleName = Literal["none", "inverse_time", "exponential", "step", "cosine"]
 StopReason = Literal["early_stopping", "max_epochs", "time_budget", "cancelled"]
 Phase = Literal["train", "eval", "done"]
 
-TRAINING_STATE_VERSION = 1
+# 2: adds best_epoch, best_state, the early-stopping counter, history, elapsed time, random
+# states and stopped_reason, so that a run can resume exactly. Version 1 states lack them.
+TRAINING_STATE_VERSION = 2
 
 
 class FitCancelled(Exception):
@@ -93,6 +114,9 @@ class FitConfig:
         grad_clip_norm: clip the global gradient L2 norm to this (``None``: no clipping).
         seed: seeds torch's generator at the start of :func:`fit` (dropout and any torch
             randomness in ``step``); seed the model's initialisation yourself, before building it.
+        restore_best_weights: load the best epoch's weights into the model when :func:`fit`
+            returns (the notes' early stopping). Off by default: the model keeps the *last*
+            weights and ``FitResult.best_state`` holds the best, as callers expect today.
     """
 
     optimizer: OptimizerName = "adam"
@@ -118,6 +142,7 @@ class FitConfig:
     min_delta: float = 0.0
     grad_clip_norm: float | None = None
     seed: int = 0
+    restore_best_weights: bool = False
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.batch_size & (self.batch_size - 1):
@@ -139,6 +164,8 @@ class FitConfig:
             raise ValueError(f"patience must be >= 1 or None, got {self.patience}")
         if self.step_epochs < 1:
             raise ValueError(f"step_epochs must be >= 1, got {self.step_epochs}")
+        if self.grad_clip_norm is not None and self.grad_clip_norm <= 0:
+            raise ValueError(f"grad_clip_norm must be > 0 or None, got {self.grad_clip_norm}")
 
 
 # Adam at 3e-3 with cosine decay to 1e-5 over ``max_epochs``: the recipe both the detector
@@ -213,7 +240,9 @@ class FitResult:
         best_epoch: 0-based index of that epoch (-1 if none).
         history: one :class:`EpochRecord` per evaluated epoch.
         stopped_reason: "early_stopping", "max_epochs", "time_budget" or "cancelled".
-        elapsed_seconds: wall-clock duration of :func:`fit`.
+        elapsed_seconds: wall-clock duration of the run, including the time before a resume.
+        resumed_after_epoch: the last epoch of the state it resumed from (``None``: a fresh
+            run).
     """
 
     best_state: dict[str, torch.Tensor] | None
@@ -222,6 +251,7 @@ class FitResult:
     history: list[EpochRecord] = field(default_factory=list)
     stopped_reason: StopReason = "max_epochs"
     elapsed_seconds: float = 0.0
+    resumed_after_epoch: int | None = None
 
 
 def format_seconds(seconds: float) -> str:
@@ -251,13 +281,57 @@ def epoch_printer(write: Callable[[str], object]) -> Callable[[Progress], None]:
     return report
 
 
+def minibatch_indices(
+    n: int, batch_size: int, epoch: int, seed: int = 0, shuffle: bool = True
+) -> list[torch.Tensor]:
+    """The mini-batches of one epoch as index tensors: every example exactly once.
+
+    Args:
+        n: examples in the training set.
+        batch_size: examples per batch, a power of two (the notes' 64, 128, 256, ...); with
+            ``batch_size >= n`` this is batch gradient descent (one batch per epoch), which
+            the notes advise for sets under about 2,000 examples.
+        epoch: 0-based; the order is drawn from its own generator seeded with ``seed +
+            epoch``, so an epoch's batches do not depend on what ran before (a resumed run
+            sees the same batches).
+        shuffle: False keeps the examples in order.
+
+    Returns:
+        ``ceil(n / batch_size)`` int64 tensors, all of ``batch_size`` examples but the last
+        (the remainder, kept rather than dropped so small sets lose nothing).
+    """
+    if batch_size < 1 or batch_size & (batch_size - 1):
+        raise ValueError(f"batch_size must be a power of two, got {batch_size}")
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    if shuffle:
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch))
+    else:
+        order = torch.arange(n)
+    return list(torch.split(order, batch_size))
+
+
 def make_optimizer(params: Iterable[nn.Parameter], config: FitConfig) -> Optimizer:
     """Build the configured optimiser.
 
     L2 weight decay goes only to tensors with two or more dimensions (conv and linear
     weights): decaying biases and batch-norm scales does not regularise, it only shrinks them.
-    PyTorch's Adam adds ``weight_decay * w`` to the gradient, i.e. plain L2 as in the notes
-    (not AdamW's decoupled decay).
+    Every optimiser adds ``weight_decay * w`` to the gradient, i.e. the gradient of the notes'
+    L2 term ``weight_decay / 2 * ||W||^2`` (not AdamW's decoupled decay).
+
+    How PyTorch's updates relate to the notes' formulas (``tests/training/test_fit_optimizers``
+    checks each against a slow reference written from the notes):
+
+    * Momentum: PyTorch keeps ``v = beta v + g`` and steps ``w -= alpha_t v``; the notes keep
+      ``v = beta v + alpha g`` and step ``w -= v``. With a constant rate the two are the same
+      sequence of weights. Under learning-rate decay they differ: PyTorch scales the whole
+      accumulated velocity by the *current* rate, the notes keep each past gradient at the
+      rate it was taken with.
+    * RMSprop and Adam: PyTorch divides by ``sqrt(E[g^2]) + eps`` (Adam: ``sqrt(v_hat) +
+      eps``, as in Kingma and Ba's paper), the notes by ``sqrt(E[g^2] + eps)``. Everything
+      else (the running averages, Adam's bias correction, the first step from zero state)
+      is the notes' formula. With eps = 1e-8 the two differ only where the squared-gradient
+      average is itself below about 1e-8.
 
     Args:
         params: the parameters to train, e.g. ``model.parameters()``; frozen ones are skipped.
@@ -330,7 +404,8 @@ def training_state(
 
     Returns:
         ``{"format_version", "model", "optimizer", "scheduler", "config", "epoch",
-        "best_metric"}``.
+        "best_metric"}``; :func:`fit` adds the rest of what resuming needs (see
+        :func:`_resume_state`).
     """
     return {
         "format_version": TRAINING_STATE_VERSION,
@@ -341,6 +416,102 @@ def training_state(
         "epoch": epoch,
         "best_metric": best_metric,
     }
+
+
+class Stateful(Protocol):
+    """Anything with ``state_dict`` / ``load_state_dict`` (a module, :class:`GeneratorState`)."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], /) -> object: ...
+
+
+class GeneratorState:
+    """A ``numpy.random.Generator`` seen as :class:`Stateful`, e.g. the augmentation's.
+
+    Pass ``{"augment": GeneratorState(rng)}`` as ``fit(..., stateful=...)`` so a resumed run
+    continues the generator where the interrupted one was, instead of replaying it.
+    """
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"bit_generator": dict(self.rng.bit_generator.state)}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], /) -> object:
+        self.rng.bit_generator.state = dict(state_dict["bit_generator"])
+        return None
+
+
+def save_training_state(path: str | Path, state: Mapping[str, Any]) -> str:
+    """Write a training state atomically (temp file, fsync, rename); return its sha256.
+
+    A worker killed while writing leaves the previous state under ``path``, never half a file.
+    """
+    buffer = io.BytesIO()
+    torch.save(dict(state), buffer)
+    data = buffer.getvalue()
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return hashlib.sha256(data).hexdigest()
+
+
+def load_training_state(path: str | Path) -> dict[str, Any]:
+    """Read a state written by :func:`save_training_state`, without running any code.
+
+    Raises:
+        CheckpointError: missing, unreadable or not a training state (a pickle that would
+            run code is refused by ``weights_only=True``).
+    """
+    try:
+        state = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except FileNotFoundError as exc:
+        raise CheckpointError(f"training state not found: {path}") from exc
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
+        raise CheckpointError(f"{path} is not a readable training state: {exc}") from exc
+    if not isinstance(state, dict) or not {"format_version", "model", "epoch"} <= set(state):
+        raise CheckpointError(f"{path} is not a training state written by training.fit")
+    if int(state["format_version"]) > TRAINING_STATE_VERSION:
+        raise CheckpointError(
+            f"{path} uses training-state format {state['format_version']}; this code reads up "
+            f"to {TRAINING_STATE_VERSION}"
+        )
+    return state
+
+
+def _rng_states() -> dict[str, Any]:
+    """Every global generator a training step may draw from, as weights-only-loadable values."""
+    legacy = np.random.get_state(legacy=True)
+    assert isinstance(legacy, tuple)  # legacy=True: ("MT19937", keys, pos, has_gauss, cached)
+    name, keys, pos, has_gauss, cached = legacy
+    states: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": (name, np.asarray(keys).tolist(), pos, has_gauss, cached),
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_rng_states(states: Mapping[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    name, keys, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 class EarlyStopping:
@@ -383,8 +554,9 @@ class EarlyStopping:
 class _Clock:
     """Elapsed time, the time budget, and the monotonic fraction-done estimate."""
 
-    def __init__(self, config: FitConfig) -> None:
-        self.start = time.monotonic()
+    def __init__(self, config: FitConfig, already: float = 0.0) -> None:
+        # ``already``: seconds spent before a resume, so the budget covers the whole run.
+        self.start = time.monotonic() - already
         self.budget = None if config.max_minutes is None else config.max_minutes * 60.0
         self.max_epochs = config.max_epochs
         self.last_fraction = 0.0
@@ -420,6 +592,9 @@ class _Run:
     on_progress: Callable[[Progress], None] | None
     stopper: EarlyStopping
     result: FitResult
+    scheduler: LRScheduler
+    checkpoint_path: Path | None = None
+    stateful: Mapping[str, Stateful] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     steps_in_epoch: int | None = None
 
@@ -514,16 +689,74 @@ def _state_copy(model: nn.Module) -> dict[str, torch.Tensor]:
     return {name: t.detach().to("cpu", copy=True) for name, t in model.state_dict().items()}
 
 
+def _resume_state(run: _Run, epoch: int, stopped: StopReason | None) -> dict[str, Any]:
+    """The full training state after ``epoch`` (0-based), for :func:`save_training_state`."""
+    result = run.result
+    state = training_state(
+        run.model, run.optimizer, run.config, epoch, result.best_metric, run.scheduler
+    )
+    state.update(
+        best_epoch=result.best_epoch,
+        best_state=result.best_state,
+        epochs_without_improvement=run.stopper.epochs_without_improvement,
+        history=[dataclasses.asdict(record) for record in result.history],
+        elapsed_seconds=run.clock.elapsed(),
+        steps_in_epoch=run.steps_in_epoch,
+        rng=_rng_states(),
+        stateful={name: obj.state_dict() for name, obj in run.stateful.items()},
+        stopped_reason=stopped,
+    )
+    return state
+
+
+def _checkpoint(run: _Run, epoch: int, stopped: StopReason | None = None) -> None:
+    if run.checkpoint_path is not None:
+        save_training_state(run.checkpoint_path, _resume_state(run, epoch, stopped))
+
+
+def _restore(run: _Run, state: Mapping[str, Any]) -> tuple[int, StopReason | None]:
+    """Load a saved state into the run; return the next epoch and the saved stop reason."""
+    if int(state.get("format_version", 0)) < 2 or "rng" not in state:
+        raise ValueError("the training state predates resuming (format 1): start a new run")
+    saved = dict(state["config"])
+    now = dataclasses.asdict(run.config)
+    changed = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+    if changed:
+        raise ValueError(f"cannot resume with a different FitConfig; changed: {changed}")
+    run.model.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    if state["scheduler"] is not None:
+        run.scheduler.load_state_dict(state["scheduler"])
+    result = run.result
+    result.best_state, result.best_metric = state["best_state"], state["best_metric"]
+    result.best_epoch = int(state["best_epoch"])
+    result.history = [EpochRecord(**record) for record in state["history"]]
+    result.resumed_after_epoch = int(state["epoch"])
+    run.stopper.best = state["best_metric"]
+    run.stopper.epochs_without_improvement = int(state["epochs_without_improvement"])
+    run.steps_in_epoch = state["steps_in_epoch"]
+    run.clock = _Clock(run.config, already=float(state["elapsed_seconds"]))
+    for name, obj in run.stateful.items():
+        obj.load_state_dict(state["stateful"][name])
+    _set_rng_states(state["rng"])
+    return int(state["epoch"]) + 1, state["stopped_reason"]
+
+
 def _run_epochs(
     run: _Run,
     train_batches: Callable[[int], Iterable[Batch]],
     step: Callable[[nn.Module, Batch], dict[str, torch.Tensor]],
     evaluate: Callable[[nn.Module], Mapping[str, float]],
-    scheduler: LRScheduler,
+    start_epoch: int = 0,
 ) -> StopReason:
-    """The epoch loop: train, evaluate, keep the best, decay the rate, decide to stop."""
+    """The epoch loop: train, evaluate, keep the best, decay the rate, save, decide to stop."""
     config, result = run.config, run.result
-    for epoch in range(config.max_epochs):
+    if start_epoch > 0:  # resumed: the saved epoch may already have ended the run
+        if run.stopper.should_stop:
+            return "early_stopping"
+        if run.clock.out_of_time():
+            return "time_budget"
+    for epoch in range(start_epoch, config.max_epochs):
         started, lr = time.monotonic(), run.lr()
         means, out_of_time = _train_epoch(run, epoch, train_batches(epoch), step)
         # Even when the budget ran out mid-epoch we evaluate once, so a best state exists.
@@ -541,7 +774,8 @@ def _run_epochs(
                 time.monotonic() - started,
             )
         )
-        scheduler.step()
+        run.scheduler.step()
+        _checkpoint(run, epoch)  # before the report, so a cancel raised there keeps it
         run.report(epoch, run.steps_in_epoch or 0, means, "eval")
         if run.stopper.should_stop:
             return "early_stopping"
@@ -557,12 +791,17 @@ def fit(
     evaluate: Callable[[nn.Module], Mapping[str, float]],
     config: FitConfig,
     on_progress: Callable[[Progress], None] | None = None,
+    *,
+    checkpoint_path: str | Path | None = None,
+    resume_from: Mapping[str, Any] | None = None,
+    stateful: Mapping[str, Stateful] | None = None,
 ) -> FitResult:
     """Train ``model`` until max_epochs, the time budget, early stopping, or cancellation.
 
     Args:
         model: any ``nn.Module``, already on its device; it is trained in place and left in
-            ``train()`` mode with the *last* weights (load ``result.best_state`` for the best).
+            ``train()`` mode with the *last* weights (load ``result.best_state`` for the best,
+            or set ``config.restore_best_weights``).
         train_batches: ``epoch -> iterable of batches`` for that epoch (0-based epoch).
         step: ``(model, batch) -> losses``; must contain a scalar ``"loss"`` to minimise.
         evaluate: ``model -> metrics``; must contain ``config.metric``.
@@ -570,6 +809,14 @@ def fit(
         on_progress: called after every step and evaluation; raise :class:`FitCancelled`
             from it to stop (then ``fit`` returns a result with ``stopped_reason ==
             "cancelled"``). Keep it cheap or throttle it: it runs on the training thread.
+        checkpoint_path: write the full training state here after every epoch (atomically)
+            and once more, with ``stopped_reason``, when the run ends (not when cancelled).
+        resume_from: a state from :func:`load_training_state`; training continues with the
+            epoch after the saved one. A state whose run had ended returns that result at
+            once. The ``config`` must equal the saved one (``ValueError`` naming the fields
+            that differ otherwise).
+        stateful: extra objects whose state is saved and restored with the run, e.g.
+            ``{"augment": GeneratorState(rng)}``; the same names when resuming.
 
     Returns:
         A :class:`FitResult`. Raises :class:`NonFiniteLossError` if the loss diverges, and
@@ -577,7 +824,6 @@ def fit(
     """
     torch.manual_seed(config.seed)
     optimizer = make_optimizer(model.parameters(), config)
-    scheduler = make_scheduler(optimizer, config)
     run = _Run(
         model=model,
         config=config,
@@ -586,16 +832,33 @@ def fit(
         on_progress=on_progress,
         stopper=EarlyStopping(config.patience, config.mode, config.min_delta),
         result=FitResult(best_state=None, best_metric=None, best_epoch=-1),
+        scheduler=make_scheduler(optimizer, config),
+        checkpoint_path=None if checkpoint_path is None else Path(checkpoint_path),
+        stateful=dict(stateful or {}),
     )
+    start_epoch, saved_reason = 0, None
+    if resume_from is not None:
+        start_epoch, saved_reason = _restore(run, resume_from)
     model.train()
     try:
-        reason = _run_epochs(run, train_batches, step, evaluate, scheduler)
+        if saved_reason is not None:
+            reason: StopReason = saved_reason
+        else:
+            reason = _run_epochs(run, train_batches, step, evaluate, start_epoch)
+            _checkpoint(run, run.result.history[-1].epoch, reason)
     except FitCancelled:
         reason = "cancelled"
     finally:
         model.train()  # also after any other exception, so the caller's model is not left in eval
+    return _finish(run, reason)
+
+
+def _finish(run: _Run, reason: StopReason) -> FitResult:
+    """Record how the run ended, restore the best weights if asked, send the last report."""
     run.result.stopped_reason = reason
     run.result.elapsed_seconds = run.clock.elapsed()
+    if run.config.restore_best_weights and run.result.best_state is not None:
+        run.model.load_state_dict(run.result.best_state)
     if reason != "cancelled":
         last = run.result.history[-1]
         # The run is over: a FitCancelled raised by this last report changes nothing.

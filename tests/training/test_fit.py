@@ -288,7 +288,7 @@ def test_training_state_loads_with_weights_only() -> None:
     torch.save(state, buffer)
     buffer.seek(0)
     loaded = torch.load(buffer, weights_only=True)
-    assert loaded["epoch"] == 4 and loaded["best_metric"] == 0.7 and loaded["format_version"] == 1
+    assert loaded["epoch"] == 4 and loaded["best_metric"] == 0.7 and loaded["format_version"] == 2
     assert FitConfig(**loaded["config"]) == config
     resumed = nn.Linear(3, 1)
     resumed.load_state_dict(loaded["model"])
