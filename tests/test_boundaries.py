@@ -22,6 +22,13 @@ TRAINING_DJANGO_PARTS = {
     "training/split_service.py",  # dataset rows -> data-mismatch splits and their report
     "training/split_views.py",  # the splits API
     "training/urls.py",
+    "training/runs.py",  # training runs: start, trials as jobs, advance, finish
+    "training/trials.py",  # one trial's training and measuring on the dataset's rows
+    "training/jobs.py",
+    "training/run_views.py",  # the training runs and registry API
+    "training/registry.py",  # which version serves each dataset
+    "training/pages.py",
+    "training/page_urls.py",
 }
 TRAINING_DJANGO_FOLDERS = ("training/migrations/", "training/management/")
 DJANGO_MODULES = {p.removesuffix(".py").replace("/", ".") for p in TRAINING_DJANGO_PARTS}

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,7 +32,17 @@ from inference.metrics import DetectionMetrics, evaluate_detections
 from inference.preprocess import Letterboxed, letterbox, load_rgb, to_tensor, unletterbox_boxes
 from inference.yolo import YoloConfig, YoloDetector, decode
 from training.augment import AugmentConfig, DetectionAugment
-from training.fit import ADAM_COSINE, EpochRecord, FitConfig, Progress, StopReason, fit
+from training.fit import (
+    ADAM_COSINE,
+    EpochRecord,
+    FitConfig,
+    GeneratorState,
+    Progress,
+    StopReason,
+    fit,
+    load_training_state,
+)
+from training.transfer import default_frozen_blocks, freeze_blocks, load_backbone_file, load_into
 
 __all__ = [
     "DEFAULT_AUGMENT_CONFIG",
@@ -346,6 +356,37 @@ class DetectorTrainingResult:
     model_config: YoloConfig
     fit_config: FitConfig
     augment_config: AugmentConfig | None
+    transfer: dict[str, Any] | None = None
+    resumed_after_epoch: int | None = None
+
+
+@dataclass(frozen=True)
+class TransferStart:
+    """Where a detector starts instead of random weights, and what stays frozen.
+
+    Attributes:
+        state: a state dict of a detector of the same architecture (one of our versions);
+            loaded by name and shape.
+        backbone_file: a torchvision backbone file the user brought (for the resnet18 and
+            mobilenet_v3_small backbones).
+        freeze: the first N blocks stay frozen; None: the notes' rule of thumb by the number
+            of training images (:func:`training.transfer.default_frozen_blocks`).
+    """
+
+    state: Mapping[str, Tensor] | None = None
+    backbone_file: Path | None = None
+    freeze: int | None = None
+
+    def apply(self, model: YoloDetector, images: int) -> dict[str, Any]:
+        """Load the weights, freeze the blocks; return the report for the run."""
+        report: dict[str, Any] = {}
+        if self.state is not None:
+            report["weights"] = load_into(model, self.state, reinit_mismatched=True).to_dict()
+        if self.backbone_file is not None:
+            report["backbone"] = load_backbone_file(model, self.backbone_file).to_dict()
+        n = self.freeze if self.freeze is not None else default_frozen_blocks(model, images)
+        report["frozen"] = freeze_blocks(model, n)
+        return report
 
 
 def _batches(data: DetectionDataset, batch_size: int, seed: int) -> Iterator[Batch]:
@@ -378,6 +419,8 @@ def train_detector(
     on_progress: Callable[[Progress], None] | None = None,
     seed: int = 0,
     device: torch.device | None = None,
+    start: TransferStart | None = None,
+    checkpoint_path: Path | None = None,
 ) -> DetectorTrainingResult:
     """Train a :class:`YoloDetector` from scratch, early-stopping on val mAP@0.5.
 
@@ -392,18 +435,24 @@ def train_detector(
         on_progress: forwarded to :func:`training.fit.fit` (may raise ``FitCancelled``).
         seed: seeds the initialisation, the batch order and the augmentation.
         device: where to train (default CPU; the caller picks it with ``pick_device``).
+        start: transfer learning: weights to start from (a version's state dict or a
+            backbone file) and how many first blocks to freeze.
+        checkpoint_path: the whole training state is saved there after every epoch; if a
+            state is already there (the worker that ran this died), training resumes from it.
 
     Returns:
         :class:`DetectorTrainingResult` with the best epoch's weights loaded.
     """
-    start = time.monotonic()
+    began = time.monotonic()
     cfg = _model_config(model_config, class_names)
     fcfg = dataclasses.replace(
         fit_config or DEFAULT_FIT_CONFIG, metric="map50", mode="max", seed=seed
     )
     device = device or torch.device("cpu")
     torch.manual_seed(seed)  # the initialisation; fit seeds its own randomness with fcfg.seed
-    model = YoloDetector(cfg).to(device)
+    model = YoloDetector(cfg)
+    transfer = start.apply(model, len(train_samples)) if start else None
+    model = model.to(device)
     rng = np.random.default_rng(seed)
     augment = None if augment_config is None else DetectionAugment(augment_config, rng)
     train_data = DetectionDataset(train_samples, cfg.img_size, augment)
@@ -420,6 +469,9 @@ def train_detector(
         metrics = evaluate_detector(m, val_data, cfg.img_size)
         return {"map50": metrics.map50, "map50_95": metrics.map50_95}
 
+    resume = None
+    if checkpoint_path is not None and checkpoint_path.exists():
+        resume = load_training_state(checkpoint_path)
     result = fit(
         model,
         lambda epoch: _batches(train_data, fcfg.batch_size, seed * 100_003 + epoch),
@@ -427,6 +479,9 @@ def train_detector(
         evaluate,
         fcfg,
         on_progress,
+        checkpoint_path=checkpoint_path,
+        resume_from=resume,
+        stateful={"augment": GeneratorState(rng)},
     )
     if result.best_state is not None:
         model.load_state_dict(result.best_state)
@@ -437,9 +492,11 @@ def train_detector(
         metrics=metrics,
         history=result.history,
         best_epoch=result.best_epoch,
-        elapsed_seconds=time.monotonic() - start,
+        elapsed_seconds=time.monotonic() - began,
         stopped_reason=result.stopped_reason,
         model_config=cfg,
         fit_config=fcfg,
         augment_config=augment_config,
+        transfer=transfer,
+        resumed_after_epoch=result.resumed_after_epoch,
     )

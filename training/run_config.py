@@ -18,6 +18,9 @@ Task = Literal["detector", "verifier"]
 TASKS = ("detector", "verifier")
 OPTIMIZERS = ("adam", "rmsprop", "momentum")
 SCHEDULES = ("none", "inverse_time", "exponential", "step", "cosine")
+# "ours" is the detector's own backbone; the torchvision ones start from a weights file the
+# user brings (ImageNet resnet18 / mobilenet_v3_small), or from random weights.
+BACKBONES = ("ours", "resnet18", "mobilenet_v3_small")
 # The optimising metric by task and whether larger is better (EER: smaller).
 OBJECTIVES = {"detector": ("map50", "max"), "verifier": ("eer", "min")}
 
@@ -60,7 +63,9 @@ class RunConfig:
         freeze_blocks: when fine-tuning, the first N backbone blocks stay frozen (None: the
             notes' rule of thumb by the amount of data).
         start_from: a model version id to fine-tune from.
-        backbone: "ours" (default), or a pretrained backbone file the user brought.
+        backbone: "ours" (default), "resnet18" or "mobilenet_v3_small" (torchvision
+            architectures; their weights come from a file the user brings, see
+            ``TrainingRun.backbone_file``).
         search: a random search, or None for one trial with these settings.
         satisficing: limits a winner must meet, e.g. ``{"latency_ms": 50, "size_mb": 20}``.
         seed: seeds the trials.

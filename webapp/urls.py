@@ -21,6 +21,7 @@ urlpatterns = [
     path("faces/", include("webapp.faces.page_urls", namespace="faces")),
     path("label/", include("webapp.labeling.page_urls", namespace="labeling")),
     path("analysis/", include("webapp.analysis.page_urls", namespace="analysis")),
+    path("training/", include("training.page_urls", namespace="training")),
     path("account/tokens/", account_views.tokens_page, name="tokens"),
     path("account/tokens/<int:token_id>/revoke/", account_views.revoke_token, name="token-revoke"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),

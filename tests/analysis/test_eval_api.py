@@ -129,7 +129,7 @@ def _evaluation(version: Any, dataset: Dataset, split: str, **fields: Any) -> Ev
 
 
 def _cases(evaluation: Evaluation) -> list[ErrorCase]:
-    image = evaluation.dataset.images.order_by("pk").first()
+    image = evaluation.dataset.images.order_by("pk")[0]
     rows = [
         (ErrorKind.MISSED, "RBC", "", 0.3, 0.9, "spurious_label"),
         (ErrorKind.WRONG_CLASS, "RBC", "WBC", 0.1, 0.2, "swapped_class"),

@@ -126,7 +126,7 @@ def test_stored_cases_carry_boxes_scores_and_a_fixed_random_sample_key(demo, lab
             assert case.predicted_class in names and len(case.predicted_box) == 4
             assert case.score >= evaluation.metrics["score_threshold"]
         if case.kind in ("wrong_class", "poor_localization", "duplicate"):
-            assert case.true_box is not None and 0.0 < case.iou <= 1.0
+            assert case.true_box is not None and case.iou is not None and 0.0 < case.iou <= 1.0
         assert 0.0 <= case.label_error_score <= 1.0
     assert any(c.label_error_kind for c in cases)
     # Running it again (a job delivered twice) replaces the cases with the same ones.

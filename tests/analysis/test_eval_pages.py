@@ -16,7 +16,6 @@ from webapp.analysis.evaluate import check_request, evaluate_now
 from webapp.analysis.models import Evaluation
 from webapp.images.ingest import ingest_image
 from webapp.images.models import Box, BoxOrigin, Dataset, LabelClass, SplitAssignment
-from webapp.jobs.models import Job
 
 pytestmark = pytest.mark.django_db
 CARD = Path(__file__).resolve().parents[2] / "demo" / "models" / "detector-bccd.json"
@@ -71,7 +70,7 @@ def test_starting_from_the_page(client, viewer, labeler, cells, tiny_detector):
     evaluation = Evaluation.objects.get()
     assert response.status_code == 302
     assert response["Location"] == f"/analysis/evaluations/{evaluation.pk}/"
-    assert Job.objects.get(pk=evaluation.job_id).kind == "evaluate"
+    assert evaluation.job is not None and evaluation.job.kind == "evaluate"
     page = client.get(response["Location"]).content.decode()
     assert 'id="pending"' in page and 'http-equiv="refresh"' in page
 

@@ -143,7 +143,8 @@ def test_keys_nudge_undo_redo_copy_paste_delete_and_done(page, live_server, labe
 
     def labels():
         return page.evaluate(
-            "() => window.annotate.state().labels.map(b => [b.x1, b.y1, b.x2, b.y2].map(Math.round))"
+            "() => window.annotate.state().labels"
+            ".map(b => [b.x1, b.y1, b.x2, b.y2].map(Math.round))"
         )
 
     assert labels() == [[21, 40, 121, 120]]

@@ -254,7 +254,7 @@ def _fit_scalar(config: FitConfig, loss: Callable[[nn.Module, object], dict[str,
 
 def test_gradient_clipping_by_hand() -> None:
     def steep(model: nn.Module, batch: object) -> dict[str, Tensor]:
-        return {"loss": 10.0 * model.w.sum()}  # type: ignore[union-attr]
+        return {"loss": 10.0 * model.w.sum()}  # type: ignore[operator]
 
     config = FitConfig(
         optimizer="momentum",

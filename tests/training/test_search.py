@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -53,8 +54,12 @@ def test_the_fine_round_narrows_around_the_best_and_stays_inside():
     assert smaller[0].low <= 2e-3 <= smaller[0].high  # "min" mode ranks the other way
 
 
+def _measured(trial: dict[str, Any]) -> dict[str, float]:
+    return trial
+
+
 def test_selection_honours_the_satisficing_limits():
-    trials = [
+    trials: list[dict[str, Any]] = [
         {"n": 1, "map": 0.91, "latency_ms": 80.0, "size_mb": 9.0},
         {"n": 2, "map": 0.88, "latency_ms": 30.0, "size_mb": 9.0},
         {"n": 3, "map": 0.85, "latency_ms": 20.0, "size_mb": 9.0},
@@ -65,14 +70,14 @@ def test_selection_honours_the_satisficing_limits():
         objective=lambda t: t["map"],
         mode="max",
         limits={"latency_ms": 50},
-        measured=lambda t: t,
+        measured=_measured,
         name=lambda t: f"trial {t['n']}",
     )
     assert best["n"] == 2
     assert "trial 1: latency_ms 80 > 50" in reasons and "trial 4: no optimising metric" in reasons
     assert any(r.startswith("trial 3: 0.85 is not the best") for r in reasons)
     eer_best, _ = selection.pick(
-        trials[:3], objective=lambda t: t["map"], mode="min", limits={}, measured=lambda t: t,
+        trials[:3], objective=lambda t: t["map"], mode="min", limits={}, measured=_measured,
         name=lambda t: str(t["n"]),
     )  # fmt: skip
     assert eer_best["n"] == 3
@@ -80,9 +85,10 @@ def test_selection_honours_the_satisficing_limits():
 
 @pytest.mark.parametrize("limit", [5.0, 1.0])
 def test_nothing_feasible_says_why(limit):
+    only: list[dict[str, Any]] = [{"v": 0.5, "size_mb": 9.0}]
     best, reasons = selection.pick(
-        [{"v": 0.5, "size_mb": 9.0}],
+        only,
         objective=lambda t: t["v"], mode="max", limits={"size_mb": limit},
-        measured=lambda t: t, name=lambda t: "only",
+        measured=_measured, name=lambda t: "only",
     )  # fmt: skip
     assert best is None and reasons == [f"only: size_mb 9 > {limit:g}"]

@@ -1,0 +1,314 @@
+"""The work of one trial of a training run, and the choices between trials.
+
+:func:`train` trains one detector with a run's configuration plus the trial's overrides,
+measures it on every split (train, train-val, validation, test: the diagnosis compares
+them), fits its working threshold and score calibration on validation, times it (the
+satisficing metrics) and stores its best weights. :func:`first_round`, :func:`next_round`,
+:func:`choose` and :func:`diagnose` wrap the pure search, selection and diagnosis.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+
+from inference.calibration import fit_working_scores, serving_scores
+from inference.runtime import pick_device
+from inference.yolo import YoloConfig, YoloDetector, load_detector, save_detector
+from training.augment import AugmentConfig
+from training.detection import (
+    DEFAULT_AUGMENT_CONFIG,
+    DEFAULT_DETECTOR_CONFIG,
+    DEFAULT_FIT_CONFIG,
+    EVAL_SCORE_THRESHOLD,
+    DetectionSample,
+    TransferStart,
+    evaluate_detector,
+    report_at_threshold,
+    train_detector,
+)
+from training.diagnosis import diagnose as diagnose_errors
+from training.fit import FitCancelled, FitConfig, Progress
+from training.models import ModelVersion, Trial
+from training.run_config import RunConfig, RunConfigError
+from training.samples import class_names_of, split_samples
+from training.search import coarse_trials, fine_trials
+from training.selection import pick
+
+Report = Callable[[float, str], None]  # (fraction of the trial, message); may raise
+# The train split is measured on at most this many images (deterministically chosen): the
+# diagnosis needs the training error, not every image of a big set.
+TRAIN_EVAL_IMAGES = 500
+LATENCY_RUNS = 5
+
+
+class TrialCancelled(Exception):
+    """The trial's job was cancelled; what was saved is kept."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a finished trial stores on its row."""
+
+    curves: list[dict[str, Any]]
+    metrics: dict[str, Any]
+    objective: float | None
+    satisficing: dict[str, float]
+    checkpoint: str
+    summary: str
+
+    def fields(self) -> dict[str, Any]:
+        return {
+            "curves": self.curves,
+            "metrics": self.metrics,
+            "objective": self.objective,
+            "satisficing": self.satisficing,
+            "checkpoint": self.checkpoint,
+        }
+
+
+# ---------------------------------------------------------------------------- configs
+
+
+def fit_config(config: RunConfig) -> FitConfig:
+    """The loop's settings: the detector's defaults with what the run sets."""
+    overrides = {
+        name: getattr(config, name)
+        for name in ("optimizer", "learning_rate", "weight_decay", "batch_size", "lr_schedule")
+        if getattr(config, name) is not None
+    }
+    if config.decay_rate is not None:
+        overrides["decay_rate"] = config.decay_rate
+    if config.patience is not None:
+        overrides["patience"] = config.patience
+    minutes = config.trial_minutes()
+    overrides["max_epochs"] = config.epochs or DEFAULT_FIT_CONFIG.max_epochs
+    # An epoch budget alone means "train that many epochs"; else the time budget binds.
+    overrides["max_minutes"] = (
+        minutes if minutes else (None if config.epochs else DEFAULT_FIT_CONFIG.max_minutes)
+    )
+    try:
+        return dataclasses.replace(DEFAULT_FIT_CONFIG, **overrides)
+    except ValueError as exc:
+        raise RunConfigError(str(exc)) from None
+
+
+def augment_config(config: RunConfig, extra: set[str]) -> AugmentConfig:
+    """The default augmentation, plus what the run (or the error sheet's tags) asks for."""
+    wanted = set(config.augment) | extra
+    changes: dict[str, Any] = {}
+    fields = {f.name for f in dataclasses.fields(AugmentConfig)}
+    if "color" in wanted:
+        changes["color_p"] = 0.8
+    if "blur" in wanted and "blur_p" in fields:
+        changes["blur_p"] = 0.3
+    if "rotate" in wanted and "rotate_p" in fields:
+        changes["rotate_p"] = 0.3
+    return dataclasses.replace(DEFAULT_AUGMENT_CONFIG, **changes)
+
+
+# ---------------------------------------------------------------------------- training
+
+
+def _progress(
+    trial: Trial, report: Report, curves: list[dict[str, Any]]
+) -> Callable[[Progress], None]:
+    def on_progress(p: Progress) -> None:
+        if p.phase == "eval":
+            curves.append(
+                {
+                    "epoch": p.epoch + 1,
+                    "lr": p.lr,
+                    "loss": p.losses.get("loss"),
+                    **{k: v for k, v in p.metrics.items() if isinstance(v, int | float)},
+                    "seconds": round(p.elapsed_seconds, 2),
+                }
+            )
+            Trial.objects.filter(pk=trial.pk).update(curves=curves)
+        eta = f", about {round(p.eta_seconds)} s left" if p.eta_seconds else ""
+        try:
+            report(p.fraction, f"Trial {trial.number}: epoch {p.epoch + 1} of {p.max_epochs}{eta}")
+        except TrialCancelled:
+            raise FitCancelled() from None
+
+    return on_progress
+
+
+def train(trial: Trial, config: RunConfig, report: Report) -> Outcome:
+    """Train and measure one detector trial; raises :class:`TrialCancelled` if cancelled."""
+    from webapp.analysis.actions import training_augmentations
+
+    dataset = trial.run.dataset
+    class_names = class_names_of(dataset)
+    splits = split_samples(dataset, class_names)
+    model_config, start = _start(trial, config)
+    curves = list(trial.curves)  # a resumed trial keeps the epochs it had done
+    result = train_detector(
+        splits["train"],
+        splits["val"],
+        class_names,
+        model_config=model_config,
+        fit_config=fit_config(config),
+        augment_config=augment_config(config, training_augmentations(dataset)),
+        on_progress=_progress(trial, report, curves),
+        seed=config.seed + trial.number,
+        device=pick_device(),
+        start=start,
+        checkpoint_path=_state_path(trial),
+    )
+    if result.stopped_reason == "cancelled":
+        raise TrialCancelled()
+    report(1.0, f"Trial {trial.number}: measuring on every split")
+    metrics = measure(result.model, result.metrics, splits)
+    if result.transfer:
+        metrics["_transfer"] = result.transfer
+    metrics["_model_config"] = result.model_config.to_dict()
+    metrics["_class_names"] = list(result.model_config.class_names)
+    checkpoint, size_mb = _store(trial, result.model)
+    satisficing = {"size_mb": size_mb, "latency_ms": latency_ms(result.model)}
+    metric, _ = config.objective
+    objective = metrics["val"].get(metric)
+    summary = (
+        f"val mAP@0.5 {objective:.3f} after {len(result.history)} epochs ({result.stopped_reason})"
+        if objective is not None
+        else "no validation metric"
+    )
+    return Outcome(curves, metrics, objective, satisficing, checkpoint, summary)
+
+
+def _state_path(trial: Trial) -> Path:
+    """Where the trial's training state lives between epochs (resumed after a crash)."""
+    path = Path(default_storage.path(f"runs/{trial.run_id}/trial-{trial.number}.state"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Trial.objects.filter(pk=trial.pk).update(state_file=path.name)
+    return path
+
+
+def _start(trial: Trial, config: RunConfig) -> tuple[YoloConfig, TransferStart | None]:
+    """The architecture and the transfer start: one of our versions, a backbone file the
+    user brought, or random weights."""
+    run = trial.run
+    base, state = DEFAULT_DETECTOR_CONFIG, None
+    if run.start_from_id is not None:
+        version = ModelVersion.objects.get(pk=run.start_from_id)
+        cpu = torch.device("cpu")
+        source = load_detector(version.path, device=cpu, expected_sha256=version.sha256)
+        base, state = source.config, source.state_dict()
+    changes: dict[str, Any] = {"priors": None, "img_size": config.img_size or base.img_size}
+    if state is None and config.backbone != "ours":
+        changes["backbone"] = config.backbone
+    model_config = dataclasses.replace(base, **changes)
+    file = Path(default_storage.path(run.backbone_file)) if run.backbone_file else None
+    if state is None and file is None:
+        return model_config, None
+    return model_config, TransferStart(state=state, backbone_file=file, freeze=config.freeze_blocks)
+
+
+def measure(
+    model: YoloDetector, val_metrics: Any, splits: dict[str, list[DetectionSample]]
+) -> dict[str, Any]:
+    """Metrics on every split at the working threshold fitted on val (the diagnosis' errors)."""
+    working = fit_working_scores(val_metrics.matched, split="val", score_floor=EVAL_SCORE_THRESHOLD)
+    serving = working.serving() if working else serving_scores({}, model.config.to_dict())
+    metrics: dict[str, Any] = {"val": report_at_threshold(val_metrics, serving)}
+    img_size = model.config.img_size
+    for name in ("train", "train_val", "test"):
+        samples = splits.get(name, [])
+        if name == "train":
+            samples = samples[:: max(1, len(samples) // TRAIN_EVAL_IMAGES)][:TRAIN_EVAL_IMAGES]
+        if samples:
+            metrics[name] = report_at_threshold(
+                evaluate_detector(model, samples, img_size), serving
+            )
+    if working is not None:
+        metrics.update(working.to_metrics())
+    return metrics
+
+
+def latency_ms(model: YoloDetector) -> float:
+    """Median CPU time of one forward pass at the model's input size (a satisficing metric)."""
+    size = model.config.img_size
+    cpu = model.to("cpu").eval()
+    x = torch.zeros(1, 3, size, size)
+    times = []
+    with torch.inference_mode():
+        cpu(x)  # warm-up
+        for _ in range(LATENCY_RUNS):
+            began = time.perf_counter()
+            cpu(x)
+            times.append((time.perf_counter() - began) * 1000)
+    return round(statistics.median(times), 2)
+
+
+def _store(trial: Trial, model: YoloDetector) -> tuple[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.safetensors"
+        save_detector(path, model)
+        name = f"runs/{trial.run_id}/trial-{trial.number}.safetensors"
+        if default_storage.exists(name):
+            default_storage.delete(name)
+        stored = default_storage.save(name, ContentFile(path.read_bytes()))
+        return stored, round(path.stat().st_size / 2**20, 3)
+
+
+# ---------------------------------------------------------------------------- choices
+
+
+def first_round(config: RunConfig) -> list[dict[str, Any]]:
+    """The overrides of the first trials: one empty set, or the coarse search's samples."""
+    if config.search is None:
+        return [{}]
+    rounds = config.search.rounds
+    coarse = config.search.trials if rounds == 1 else max(1, (config.search.trials * 5 + 7) // 8)
+    return coarse_trials(config, coarse)
+
+
+def next_round(config: RunConfig, trials: list[Trial]) -> list[dict[str, Any]]:
+    """The finer round's overrides, once, when the search asks for two rounds."""
+    if config.search is None or config.search.rounds < 2 or any(t.round == 2 for t in trials):
+        return []
+    left = config.search.trials - len(trials)
+    done = [(t.params, t.objective) for t in trials if t.objective is not None]
+    if left <= 0 or not done:
+        return []
+    return fine_trials(config, done, left)
+
+
+def choose(config: RunConfig, trials: list[Trial]) -> tuple[Trial | None, list[str]]:
+    """The winner and why each other trial lost."""
+    _, mode = config.objective
+    return pick(
+        trials,
+        objective=lambda t: t.objective,
+        mode=mode,
+        limits=config.satisficing,
+        measured=lambda t: t.satisficing,
+        name=lambda t: f"trial {t.number}",
+    )
+
+
+def diagnose(trial: Trial, human_error: float | None, config: RunConfig) -> dict[str, Any]:
+    """The notes' bias / variance / mismatch table for the winner (error = 1 − mAP@0.5)."""
+    metric, _ = config.objective
+
+    def error(split: str) -> float | None:
+        value = trial.metrics.get(split, {}).get(metric)
+        return None if value is None else 1.0 - float(value)
+
+    return diagnose_errors(
+        human=human_error,
+        train=error("train"),
+        train_val=error("train_val"),
+        val=error("val"),
+        test=error("test"),
+    ).to_dict()
