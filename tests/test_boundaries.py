@@ -27,6 +27,7 @@ TRAINING_DJANGO_PARTS = {
     "training/jobs.py",
     "training/run_views.py",  # the training runs and registry API
     "training/registry.py",  # which version serves each dataset
+    "training/backbones.py",  # uploaded backbone files, checked and stored
     "training/pages.py",
     "training/page_urls.py",
 }

@@ -9,17 +9,25 @@ from django import forms
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from training import registry, runs
-from training.models import ModelKind, ModelVersion, TrainingRun
-from training.run_config import RunConfig, RunConfigError, SearchSpec
+from training.backbones import store_backbone
+from training.models import ModelKind, ModelVersion, Promotion, TrainingRun
+from training.run_config import BACKBONES, RunConfig, RunConfigError, SearchSpec
 from training.run_views import run_json
 from training.split_service import SplitRequest, build_splits, split_report
 from webapp.accounts.models import signed_in_user
 from webapp.accounts.permissions import user_can_edit, user_is_admin
 from webapp.images.models import Dataset, Image
 from webapp.jobs.errors import JobError
+
+BACKBONE_LABELS = {
+    "ours": "Ours (the shipped detectors' backbone)",
+    "resnet18": "ResNet-18 (torchvision; bring ImageNet weights)",
+    "mobilenet_v3_small": "MobileNetV3-Small (torchvision; bring ImageNet weights)",
+}
 
 
 class RunForm(forms.Form):
@@ -41,6 +49,25 @@ class RunForm(forms.Form):
         required=False,
         label="Fine-tune from (empty: from scratch)",
     )
+    backbone = forms.ChoiceField(
+        choices=[(b, BACKBONE_LABELS[b]) for b in BACKBONES],
+        initial="ours",
+        label="Detector backbone",
+    )
+    backbone_file = forms.FileField(
+        required=False,
+        label="Pretrained backbone weights (.pth / .safetensors, optional)",
+    )
+    freeze_blocks = forms.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=20,
+        label="Freeze the first N blocks (empty: by the amount of data)",
+    )
+    latency_ms = forms.FloatField(
+        required=False, min_value=0.01, label="Winner's CPU latency at most (ms)"
+    )
+    size_mb = forms.FloatField(required=False, min_value=0.01, label="Winner's size at most (MB)")
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -52,25 +79,39 @@ class RunForm(forms.Form):
         data = self.cleaned_data
         trials = data.get("search_trials")
         start = data.get("start_from")
+        limits = {k: data[k] for k in ("latency_ms", "size_mb") if data.get(k)}
         return RunConfig(
             task=data["task"],
             minutes=data.get("minutes"),
             epochs=data.get("epochs"),
             search=SearchSpec(trials=trials) if trials else None,
             start_from=start.pk if start else None,
+            backbone=data.get("backbone") or "ours",
+            freeze_blocks=data.get("freeze_blocks"),
+            satisficing=limits,
         )
 
 
 @require_http_methods(["GET", "POST"])
 def training_page(request: HttpRequest) -> HttpResponse:
-    form = RunForm(request.POST or None, initial={"dataset": request.GET.get("dataset")})
+    form = RunForm(
+        request.POST or None,
+        request.FILES or None,
+        initial={"dataset": request.GET.get("dataset")},
+    )
     if request.method == "POST":
         if not user_can_edit(request.user):
             messages.error(request, "Your role (viewer) cannot start training.")
         elif form.is_valid():
             try:
+                config = form.config()
+                upload = form.cleaned_data.get("backbone_file")
+                stored = store_backbone(upload)["backbone_file"] if upload else ""
                 run = runs.start_run(
-                    form.cleaned_data["dataset"], form.config(), user=signed_in_user(request.user)
+                    form.cleaned_data["dataset"],
+                    config,
+                    user=signed_in_user(request.user),
+                    backbone_file=stored,
                 )
             except (JobError, RunConfigError) as exc:
                 messages.error(request, getattr(exc, "message", str(exc)))
@@ -104,6 +145,9 @@ def run_page(request: HttpRequest, run_id: int) -> HttpResponse:
             "serving": registry.serving(run.dataset, run.model_version.kind)
             if run.model_version
             else None,
+            # Promoted for this dataset (not only the workbench-wide default it falls back to).
+            "promoted_here": run.model_version is not None
+            and Promotion.serving(run.dataset_id, run.model_version.kind) == run.model_version,
         },
     )
 
@@ -176,7 +220,9 @@ def promote_page(request: HttpRequest, version_id: int) -> HttpResponse:
             messages.success(request, f"{version.name} #{version.pk} now serves “{dataset.name}”.")
         except JobError as exc:
             messages.error(request, exc.message)
-    return redirect(request.POST.get("next") or "training:models")
+    back = request.POST.get("next", "")
+    safe = url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()})
+    return redirect(back if back and safe else "training:models")
 
 
 @require_POST

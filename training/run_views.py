@@ -9,12 +9,13 @@ from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.parsers import JSONParser
+from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from training import registry, runs
+from training.backbones import store_backbone
 from training.models import ModelKind, ModelVersion, TrainingRun
 from training.run_config import RunConfig, RunConfigError
 from webapp.accounts.models import signed_in_user
@@ -23,7 +24,7 @@ from webapp.api.schema import error_responses
 from webapp.images.models import Dataset
 
 MAX_ID = 2**63 - 1
-RUN_FIELDS = {f for f in RunConfig.__dataclass_fields__} | {"dataset"}
+RUN_FIELDS = {f for f in RunConfig.__dataclass_fields__} | {"dataset", "backbone_file"}
 
 
 def _dataset(raw: Any) -> Dataset:
@@ -35,14 +36,22 @@ def _dataset(raw: Any) -> Dataset:
     return found
 
 
-def parse_run(data: Any) -> tuple[Dataset, RunConfig]:
-    """The POST body: the dataset and the run's configuration, 400 on anything malformed."""
+def parse_run(data: Any) -> tuple[Dataset, RunConfig, str]:
+    """The POST body: the dataset, the run's configuration and the stored backbone file
+    (or ""), 400 on anything malformed."""
     if not isinstance(data, dict):
         raise ApiError("invalid", "The body must be a JSON object.")
     unknown = sorted(set(data) - RUN_FIELDS)
     if unknown:
         raise ApiError("invalid", f"Unknown field(s) {unknown}.", details={"field": unknown[0]})
-    values = {k: v for k, v in data.items() if k != "dataset"}
+    backbone_file = data.get("backbone_file") or ""
+    if not isinstance(backbone_file, str):
+        raise ApiError(
+            "invalid",
+            "backbone_file must be the name POST /api/v1/training/backbones/ returned.",
+            details={"field": "backbone_file"},
+        )
+    values = {k: v for k, v in data.items() if k not in ("dataset", "backbone_file")}
     if values.get("search") is True:
         values["search"] = {}
     if values.get("minutes") is not None and values.get("epochs") is not None:
@@ -55,7 +64,7 @@ def parse_run(data: Any) -> tuple[Dataset, RunConfig]:
         config = RunConfig.from_dict(values)
     except RunConfigError as exc:
         raise ApiError("invalid", str(exc)) from None
-    return _dataset(data.get("dataset")), config
+    return _dataset(data.get("dataset")), config, backbone_file
 
 
 def run_json(run: TrainingRun, *, detail: bool = True) -> dict[str, Any]:
@@ -69,6 +78,7 @@ def run_json(run: TrainingRun, *, detail: bool = True) -> dict[str, Any]:
         "message": run.message,
         "progress": progress,
         "config": run.config,
+        "backbone_file": run.backbone_file,
         "model_version": run.model_version.summary() if run.model_version else None,
         "best_trial": run.best_trial_id,
         "diagnosis": run.diagnosis,
@@ -129,9 +139,30 @@ class RunsView(APIView):
         responses={201: OpenApiTypes.OBJECT, **error_responses(400, 401, 403, 404)},
     )
     def post(self, request: Request) -> Response:
-        dataset, config = parse_run(request.data)
-        run = runs.start_run(dataset, config, user=signed_in_user(request.user))
+        dataset, config, backbone_file = parse_run(request.data)
+        run = runs.start_run(
+            dataset, config, user=signed_in_user(request.user), backbone_file=backbone_file
+        )
         return Response(run_json(run), status=status.HTTP_201_CREATED)
+
+
+class BackboneUpload(serializers.Serializer[Any]):
+    file = serializers.FileField(help_text="torchvision resnet18 / mobilenet_v3_small weights.")
+
+
+class BackbonesView(APIView):
+    """``POST /api/v1/training/backbones/`` (multipart ``file``): keep a pretrained backbone
+    file for transfer learning; the answer says which layers matched which backbone and
+    gives the ``backbone_file`` name a run starts from."""
+
+    parser_classes = [MultiPartParser]
+
+    @extend_schema(
+        request={"multipart/form-data": BackboneUpload},
+        responses={201: OpenApiTypes.OBJECT, **error_responses(400, 401, 403, 413)},
+    )
+    def post(self, request: Request) -> Response:
+        return Response(store_backbone(request.FILES.get("file")), status=status.HTTP_201_CREATED)
 
 
 def _run(pk: int) -> TrainingRun:

@@ -25,6 +25,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from training import trials as trial_work
+from training.backbones import check_stored
 from training.models import FINISHED_RUN, ModelKind, ModelVersion, RunStatus, TrainingRun, Trial
 from training.run_config import RunConfig, RunConfigError
 from training.samples import class_names_of, face_samples, split_samples
@@ -89,12 +90,14 @@ def _check_data(dataset: Dataset, config: RunConfig) -> None:
     else:
         faces = face_samples(dataset)
         counts = {name: len({f.identity for f in faces.get(name, [])}) for name in ("train", "val")}
-    missing = [name for name, n in counts.items() if n == 0]
+    # A verifier learns "same or different person": it needs two people on each side.
+    least = 1 if config.task == "detector" else 2
+    missing = [name for name, n in counts.items() if n < least]
     if missing:
+        what = "images" if config.task == "detector" else "people (at least 2 each)"
         raise RunError(
-            f"Dataset {dataset.name!r} has no {' or '.join(missing)} "
-            f"{'images' if config.task == 'detector' else 'people'} with labels: build its "
-            "splits and label some images first."
+            f"Dataset {dataset.name!r} has too few {' or '.join(missing)} {what} with labels: "
+            "build its splits and label some images first."
         )
     if config.start_from is not None:
         version = ModelVersion.objects.filter(pk=config.start_from).first()
@@ -106,14 +109,26 @@ def _check_data(dataset: Dataset, config: RunConfig) -> None:
             )
 
 
-def start_run(dataset: Dataset, config: RunConfig, *, user: User | None) -> TrainingRun:
+def start_run(
+    dataset: Dataset, config: RunConfig, *, user: User | None, backbone_file: str = ""
+) -> TrainingRun:
     """Check the request, then start the run's first trials (or skip it: nothing changed).
+
+    Args:
+        backbone_file: a stored backbone (``training.backbones.store_backbone``) to start
+            the torchvision backbone from.
 
     Raises:
         RunError: a dataset of the wrong kind, no train or val data, an unknown version.
+        BackboneError: a backbone file we did not store, or one for our own backbone.
     """
     _check_data(dataset, config)
-    config_hash, data_hash = config.digest(), data_digest(dataset, config.task)
+    if backbone_file:
+        if config.task != "detector" or config.start_from is not None:
+            raise RunError("A backbone file starts a detector from scratch, not a fine-tuning.")
+        check_stored(backbone_file, config.backbone)
+    config_hash = hashlib.sha256(f"{config.digest()} {backbone_file}".encode()).hexdigest()
+    data_hash = data_digest(dataset, config.task)
     same = TrainingRun.objects.filter(
         dataset=dataset,
         task=config.task,
@@ -129,6 +144,7 @@ def start_run(dataset: Dataset, config: RunConfig, *, user: User | None) -> Trai
         "data_hash": data_hash,
         "created_by": user,
         "start_from_id": config.start_from,
+        "backbone_file": backbone_file,
     }
     if same is not None:
         return TrainingRun.objects.create(
@@ -183,10 +199,16 @@ def run_trial(trial_id: int, report: trial_work.Report) -> dict[str, Any]:
     except trial_work.TrialCancelled:
         _end_trial(trial, RunStatus.CANCELLED, message="Cancelled.")
         raise
-    except (RunConfigError, ValueError) as exc:
+    except (RunConfigError, ValueError, FloatingPointError) as exc:
+        # A refused setting, too little data, a diverged loss: the run goes on without it.
         _end_trial(trial, RunStatus.FAILED, message=str(exc))
         advance(run.pk)
         raise RunError(f"Trial {trial.number} failed: {exc}") from None
+    except Exception as exc:
+        # Anything else is a bug: the trial says so and the run still finishes.
+        _end_trial(trial, RunStatus.FAILED, message=f"{type(exc).__name__}: {exc}")
+        advance(run.pk)
+        raise
     _end_trial(trial, RunStatus.DONE, **outcome.fields(), message=outcome.summary)
     advance(run.pk)
     return {"run": run.pk, "trial": trial.pk, "objective": outcome.objective}

@@ -355,7 +355,7 @@ def _train_verifier(
     dataset: Dataset, training: VerifierTraining, registration: Registration, run: _Run
 ) -> ModelVersion:
     device, on_progress, log = run.device, run.on_progress, run.log
-    splits = _verifier_splits(dataset, training.face_boxes, log)
+    splits = verifier_splits(dataset, training.face_boxes, log)
     fit_config = training.config.fit_config
     log(
         f"Training on {len(splits['train'])} faces of {_people(splits['train'])} people, "
@@ -373,7 +373,7 @@ def _train_verifier(
         )
     except ValueError as exc:
         raise TrainingError(str(exc)) from None
-    metrics = _verifier_metrics(result, splits, training)
+    metrics = verifier_metrics(result, splits, training)
     version = _register_verifier(dataset, result, metrics, registration)
     for split in ("val", "test", "unseen"):
         if split in metrics:
@@ -393,7 +393,7 @@ def _people(samples: list[FaceSample]) -> int:
     return len({s.identity for s in samples})
 
 
-def _verifier_splits(
+def verifier_splits(
     dataset: Dataset, face_boxes: Literal["detector", "stored"], log: Log
 ) -> Splits:
     """The dataset's faces by split, framed as asked, checked to be enough to train on."""
@@ -456,7 +456,7 @@ def threshold_for(calibration: Calibration, target_far: float | None) -> tuple[f
     raise TrainingError(f"target FAR must be one of {TARGET_FARS}, got {target_far}")
 
 
-def _verifier_metrics(
+def verifier_metrics(
     result: VerifierTrainingResult, splits: Splits, training: VerifierTraining
 ) -> dict[str, Any]:
     """Threshold, calibration on every unseen person, and per-split summaries."""
@@ -472,12 +472,12 @@ def _verifier_metrics(
         "recognition_threshold_rule": "far=0.01",
         "calibration": calibration.to_dict(),
         "calibration_people": _people(unseen),
-        "val": _summary(result.calibration),
-        "unseen": _summary(calibration),
+        "val": calibration_summary(result.calibration),
+        "unseen": calibration_summary(calibration),
     }
-    if splits.get("test"):
+    if _people(splits.get("test", [])) >= 2:  # pairs of different people need two
         test = evaluate_verifier(result.model, splits["test"], rng_seed=training.seed)
-        metrics["test"] = _summary(test)
+        metrics["test"] = calibration_summary(test)
     return metrics
 
 
@@ -508,7 +508,7 @@ def _register_verifier(
     )
 
 
-def _summary(calibration: Calibration) -> dict[str, float]:
+def calibration_summary(calibration: Calibration) -> dict[str, float]:
     return {
         "eer": calibration.eer,
         "auc": calibration.auc,

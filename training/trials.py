@@ -23,8 +23,18 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
 from inference.calibration import fit_working_scores, serving_scores
+from inference.preprocess import load_rgb
 from inference.runtime import pick_device
-from inference.yolo import YoloConfig, YoloDetector, load_detector, save_detector
+from inference.siamese import EmbeddingConfig, SiameseNet, save_verifier
+from inference.stats import dataset_normalization
+from inference.yolo import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    YoloConfig,
+    YoloDetector,
+    load_detector,
+    save_detector,
+)
 from training.augment import AugmentConfig
 from training.detection import (
     DEFAULT_AUGMENT_CONFIG,
@@ -44,12 +54,15 @@ from training.run_config import RunConfig, RunConfigError
 from training.samples import class_names_of, split_samples
 from training.search import coarse_trials, fine_trials
 from training.selection import pick
+from training.verification import DEFAULT_VERIFIER_TRAIN_CONFIG, evaluate_verifier
+from training.verification import train_verifier as train_face_verifier
 
 Report = Callable[[float, str], None]  # (fraction of the trial, message); may raise
 # The train split is measured on at most this many images (deterministically chosen): the
 # diagnosis needs the training error, not every image of a big set.
 TRAIN_EVAL_IMAGES = 500
 LATENCY_RUNS = 5
+STATS_IMAGES = 200
 
 
 class TrialCancelled(Exception):
@@ -80,8 +93,10 @@ class Outcome:
 # ---------------------------------------------------------------------------- configs
 
 
-def fit_config(config: RunConfig) -> FitConfig:
-    """The loop's settings: the detector's defaults with what the run sets."""
+def fit_config(config: RunConfig, base: FitConfig | None = None) -> FitConfig:
+    """The loop's settings: the task's defaults (``base``; the detector's when None) with
+    what the run sets."""
+    defaults = base or DEFAULT_FIT_CONFIG
     overrides = {
         name: getattr(config, name)
         for name in ("optimizer", "learning_rate", "weight_decay", "batch_size", "lr_schedule")
@@ -92,13 +107,13 @@ def fit_config(config: RunConfig) -> FitConfig:
     if config.patience is not None:
         overrides["patience"] = config.patience
     minutes = config.trial_minutes()
-    overrides["max_epochs"] = config.epochs or DEFAULT_FIT_CONFIG.max_epochs
+    overrides["max_epochs"] = config.epochs or defaults.max_epochs
     # An epoch budget alone means "train that many epochs"; else the time budget binds.
     overrides["max_minutes"] = (
-        minutes if minutes else (None if config.epochs else DEFAULT_FIT_CONFIG.max_minutes)
+        minutes if minutes else (None if config.epochs else defaults.max_minutes)
     )
     try:
-        return dataclasses.replace(DEFAULT_FIT_CONFIG, **overrides)
+        return dataclasses.replace(defaults, **overrides)
     except ValueError as exc:
         raise RunConfigError(str(exc)) from None
 
@@ -121,12 +136,22 @@ def augment_config(config: RunConfig, extra: set[str]) -> AugmentConfig:
 
 
 def _progress(
-    trial: Trial, report: Report, curves: list[dict[str, Any]]
+    trial: Trial, report: Report, curves: list[dict[str, Any]], *, members: bool = False
 ) -> Callable[[Progress], None]:
+    """Record each epoch's curve point and report progress. ``members``: the model is an
+    ensemble trained one net after another, so an epoch count that starts again is the next
+    member's (each point names its member)."""
+
     def on_progress(p: Progress) -> None:
         if p.phase == "eval":
+            member: dict[str, int] = {}
+            if members:
+                last = curves[-1] if curves else {"epoch": 0, "member": 1}
+                restarted = p.epoch + 1 <= int(last["epoch"])
+                member["member"] = int(last.get("member", 1)) + (1 if restarted else 0)
             curves.append(
                 {
+                    **member,
                     "epoch": p.epoch + 1,
                     "lr": p.lr,
                     "loss": p.losses.get("loss"),
@@ -145,13 +170,20 @@ def _progress(
 
 
 def train(trial: Trial, config: RunConfig, report: Report) -> Outcome:
-    """Train and measure one detector trial; raises :class:`TrialCancelled` if cancelled."""
+    """Train and measure one trial; raises :class:`TrialCancelled` if cancelled."""
+    if config.task == "verifier":
+        return train_verifier_trial(trial, config, report)
+    return train_detector_trial(trial, config, report)
+
+
+def train_detector_trial(trial: Trial, config: RunConfig, report: Report) -> Outcome:
+    """Train and measure one detector trial."""
     from webapp.analysis.actions import training_augmentations
 
     dataset = trial.run.dataset
     class_names = class_names_of(dataset)
     splits = split_samples(dataset, class_names)
-    model_config, start = _start(trial, config)
+    model_config, start = _start(trial, config, splits["train"])
     curves = list(trial.curves)  # a resumed trial keeps the epochs it had done
     result = train_detector(
         splits["train"],
@@ -186,6 +218,74 @@ def train(trial: Trial, config: RunConfig, report: Report) -> Outcome:
     return Outcome(curves, metrics, objective, satisficing, checkpoint, summary)
 
 
+def train_verifier_trial(trial: Trial, config: RunConfig, report: Report) -> Outcome:
+    """Train and measure one Siamese verifier trial (the same contrastive loop as
+    ``train_verifier``): EER on every split's people (train, train-val, val, test), the
+    threshold and calibration on the people it never trained on.
+
+    A verifier trial does not resume mid-way: a trial whose worker died starts again.
+    """
+    from training import services
+
+    if config.backbone != "ours" or config.start_from is not None or trial.run.backbone_file:
+        raise RunConfigError(
+            "A verifier trains from scratch here: start_from and backbone are for detectors."
+        )
+    splits = services.verifier_splits(trial.run.dataset, "detector", lambda _m: None)
+    base = DEFAULT_VERIFIER_TRAIN_CONFIG
+    vconfig = dataclasses.replace(base, fit_config=fit_config(config, base.fit_config))
+    curves = list(trial.curves)
+    result = train_face_verifier(
+        splits["train"],
+        splits["val"],
+        vconfig,
+        on_progress=_progress(trial, report, curves, members=vconfig.members > 1),
+        seed=config.seed + trial.number,
+        device=pick_device(),
+    )
+    if result.stopped_reason == "cancelled":
+        raise TrialCancelled()
+    report(1.0, f"Trial {trial.number}: measuring on every split")
+    metrics = services.verifier_metrics(
+        result, splits, services.VerifierTraining(config=vconfig, seed=config.seed)
+    )
+    for name in ("train", "train_val"):
+        faces = splits.get(name, [])
+        if len({f.identity for f in faces}) >= 2:
+            calibration = evaluate_verifier(result.model, faces, rng_seed=config.seed)
+            metrics[name] = services.calibration_summary(calibration)
+    metrics["_model_config"] = {
+        **result.embedding_config.to_dict(),
+        "margin": result.margin,
+        "members": result.members,
+        "output_dim": result.members * result.embedding_config.embedding_dim,
+    }
+    metrics["_class_names"] = []
+    extra = {"threshold": metrics["threshold"], "threshold_rule": metrics["threshold_rule"]}
+    checkpoint, size_mb = _store_file(
+        trial, lambda path: save_verifier(path, result.model, extra=extra)
+    )
+    satisficing = {
+        "size_mb": size_mb,
+        "latency_ms": _verifier_latency_ms(result.model, result.embedding_config),
+    }
+    objective = metrics["val"].get("eer")
+    summary = (
+        f"val EER {100 * objective:.1f}% after {len(result.history)} epochs "
+        f"({result.stopped_reason})"
+        if objective is not None
+        else "no validation metric"
+    )
+    return Outcome(curves, metrics, objective, satisficing, checkpoint, summary)
+
+
+def _verifier_latency_ms(model: SiameseNet, shape: EmbeddingConfig) -> float:
+    """Median CPU time to embed one face crop (a satisficing metric)."""
+    net = model.to("cpu").eval().embedding
+    x = torch.zeros(1, shape.in_channels, shape.input_size, shape.input_size)
+    return _median_ms(lambda: net(x))
+
+
 def _state_path(trial: Trial) -> Path:
     """Where the trial's training state lives between epochs (resumed after a crash)."""
     path = Path(default_storage.path(f"runs/{trial.run_id}/trial-{trial.number}.state"))
@@ -194,9 +294,12 @@ def _state_path(trial: Trial) -> Path:
     return path
 
 
-def _start(trial: Trial, config: RunConfig) -> tuple[YoloConfig, TransferStart | None]:
-    """The architecture and the transfer start: one of our versions, a backbone file the
-    user brought, or random weights."""
+def _start(
+    trial: Trial, config: RunConfig, train: list[DetectionSample]
+) -> tuple[YoloConfig, TransferStart | None]:
+    """The architecture and the transfer start: one of our versions (with its input
+    normalisation), a backbone file the user brought (ImageNet's statistics, which its
+    weights learnt), or random weights (the training split's own statistics)."""
     run = trial.run
     base, state = DEFAULT_DETECTOR_CONFIG, None
     if run.start_from_id is not None:
@@ -207,11 +310,26 @@ def _start(trial: Trial, config: RunConfig) -> tuple[YoloConfig, TransferStart |
     changes: dict[str, Any] = {"priors": None, "img_size": config.img_size or base.img_size}
     if state is None and config.backbone != "ours":
         changes["backbone"] = config.backbone
-    model_config = dataclasses.replace(base, **changes)
     file = Path(default_storage.path(run.backbone_file)) if run.backbone_file else None
+    if state is None:
+        if file is not None:
+            changes["input_mean"], changes["input_std"] = IMAGENET_MEAN, IMAGENET_STD
+        else:
+            changes["input_mean"], changes["input_std"] = train_statistics(train)
+    model_config = dataclasses.replace(base, **changes)
     if state is None and file is None:
         return model_config, None
     return model_config, TransferStart(state=state, backbone_file=file, freeze=config.freeze_blocks)
+
+
+def train_statistics(
+    train: list[DetectionSample],
+) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """Per-channel mean and std of the training images (at most :data:`STATS_IMAGES`,
+    evenly spaced): the network's first step subtracts and divides by them, here and when
+    serving. Validation and test stay unseen."""
+    step = max(1, len(train) // STATS_IMAGES)
+    return dataset_normalization(load_rgb(s.image_path) for s in train[::step][:STATS_IMAGES])
 
 
 def measure(
@@ -240,20 +358,29 @@ def latency_ms(model: YoloDetector) -> float:
     size = model.config.img_size
     cpu = model.to("cpu").eval()
     x = torch.zeros(1, 3, size, size)
+    return _median_ms(lambda: cpu(x))
+
+
+def _median_ms(forward: Callable[[], object]) -> float:
     times = []
     with torch.inference_mode():
-        cpu(x)  # warm-up
+        forward()  # warm-up
         for _ in range(LATENCY_RUNS):
             began = time.perf_counter()
-            cpu(x)
+            forward()
             times.append((time.perf_counter() - began) * 1000)
     return round(statistics.median(times), 2)
 
 
 def _store(trial: Trial, model: YoloDetector) -> tuple[str, float]:
+    return _store_file(trial, lambda path: save_detector(path, model))
+
+
+def _store_file(trial: Trial, save: Callable[[Path], object]) -> tuple[str, float]:
+    """Write the trial's best weights with ``save`` and keep them in storage."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.safetensors"
-        save_detector(path, model)
+        save(path)
         name = f"runs/{trial.run_id}/trial-{trial.number}.safetensors"
         if default_storage.exists(name):
             default_storage.delete(name)
@@ -298,12 +425,15 @@ def choose(config: RunConfig, trials: list[Trial]) -> tuple[Trial | None, list[s
 
 
 def diagnose(trial: Trial, human_error: float | None, config: RunConfig) -> dict[str, Any]:
-    """The notes' bias / variance / mismatch table for the winner (error = 1 − mAP@0.5)."""
-    metric, _ = config.objective
+    """The notes' bias / variance / mismatch table for the winner: a detector's error is
+    1 − mAP@0.5, a verifier's its equal error rate."""
+    metric, mode = config.objective
 
     def error(split: str) -> float | None:
         value = trial.metrics.get(split, {}).get(metric)
-        return None if value is None else 1.0 - float(value)
+        if value is None:
+            return None
+        return float(value) if mode == "min" else 1.0 - float(value)
 
     return diagnose_errors(
         human=human_error,

@@ -13,6 +13,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
         name="dataset-splits",
     ),
     path("training/runs/", run_views.RunsView.as_view(), name="training-runs"),
+    path("training/backbones/", run_views.BackbonesView.as_view(), name="training-backbones"),
     path("training/runs/<int:pk>/", run_views.RunView.as_view(), name="training-run"),
     path(
         "training/runs/<int:pk>/cancel/", run_views.RunCancelView.as_view(), name="training-cancel"

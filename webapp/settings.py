@@ -116,6 +116,8 @@ MEDIA_URL = "/media/"
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 25 * 1024 * 1024, minimum=1024)
 UPLOAD_MAX_PIXELS = env_int("UPLOAD_MAX_PIXELS", 50_000_000, minimum=1)
 UPLOAD_MAX_FILES = env_int("UPLOAD_MAX_FILES", 200, minimum=1)
+# A pretrained backbone file for transfer learning (torchvision's resnet18 is 45 MB).
+BACKBONE_MAX_BYTES = env_int("BACKBONE_MAX_BYTES", 200 * 1024 * 1024, minimum=1024)
 # Faces: the dataset whose subjects recognition searches (created on first use).
 FACES_GALLERY_DATASET = env_str("FACES_GALLERY_DATASET", "people")
 

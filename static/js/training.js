@@ -35,7 +35,8 @@
     const label = svgEl("text", { x: (W + L) / 2, y: H - 6, "text-anchor": "middle", "class": "axis-label" }, svg);
     label.textContent = "epoch (1–" + epochs + ")";
     trials.forEach(function (t, i) {
-      const pts = t.curves.map(function (e) { const m = metricOf(e); return m === null ? null : x(e.epoch) + "," + y(m); }).filter(Boolean);
+      // By position: an ensemble verifier's members train one after another.
+      const pts = t.curves.map(function (e, j) { const m = metricOf(e); return m === null ? null : x(j + 1) + "," + y(m); }).filter(Boolean);
       if (!pts.length) return;
       svgEl("polyline", { points: pts.join(" "), fill: "none", stroke: COLORS[i % COLORS.length], "stroke-width": 2, "data-trial": t.number }, svg);
     });

@@ -66,7 +66,8 @@ def test_every_page_renders_for_a_viewer(client, viewer, alice, tiny_verifier):
 def test_nav_links_to_the_faces_pages(client, viewer):
     client.force_login(viewer)
     html = client.get("/").content.decode()
-    for url in ("/faces/verify/", "/faces/recognize/", "/faces/people/", "/faces/models/"):
+    # Models: the one registry page for every kind (training's), which links each version.
+    for url in ("/faces/verify/", "/faces/recognize/", "/faces/people/", "/training/models/"):
         assert f'href="{url}"' in html
 
 

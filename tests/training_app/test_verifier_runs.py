@@ -1,0 +1,69 @@
+"""A verifier trains through the same runs as a detector: trials as jobs, EER on every
+split's people, the threshold it serves with, the diagnosis with error = EER."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from inference.siamese import load_verifier
+from tests.training_app.conftest import run_jobs
+from training import runs
+from training.models import ModelKind, RunStatus
+from training.run_config import RunConfig
+from training.splits import SPLIT_SCHEME
+from training.verification import DEFAULT_VERIFIER_TRAIN_CONFIG
+from webapp.faces.importers import import_identity_folders
+from webapp.images.models import SplitAssignment
+
+pytestmark = pytest.mark.django_db
+FACES = Path(__file__).resolve().parents[2] / "demo" / "faces"
+# Five ORL people: two to train on, two to validate on, one to test on (too few for pairs of
+# different people: the test error stays unmeasured rather than made up).
+SPLIT_OF = {"s2": "train", "s3": "train", "s7": "val", "s23": "val", "s28": "test"}
+
+
+@pytest.fixture
+def people(db: None) -> Any:
+    dataset = import_identity_folders(FACES, name="orl-five").dataset
+    for person, split in SPLIT_OF.items():
+        SplitAssignment.objects.filter(
+            image__dataset=dataset, image__faces__subject__name=person, scheme=SPLIT_SCHEME
+        ).update(split=split)
+    return dataset
+
+
+def test_a_verifier_run_registers_a_verifier_with_its_threshold_and_diagnosis(people, labeler):
+    run = runs.start_run(people, RunConfig(task="verifier", epochs=2), user=labeler)
+    run_jobs()
+    run.refresh_from_db()
+    trial = run.trials.get()
+    assert run.status == RunStatus.DONE, (run.message, trial.message)
+    # The default verifier averages several nets trained one after another: 2 epochs each.
+    members = DEFAULT_VERIFIER_TRAIN_CONFIG.members
+    assert [(e["member"], e["epoch"]) for e in trial.curves] == [
+        (m, epoch) for m in range(1, members + 1) for epoch in (1, 2)
+    ]
+    assert {"train", "val", "unseen"} <= set(trial.metrics) and "test" not in trial.metrics
+    assert trial.objective is not None and 0.0 <= trial.objective <= 1.0
+    assert trial.objective == trial.metrics["val"]["eer"]
+    version = run.model_version
+    assert version.kind == ModelKind.VERIFIER and version.dataset == people
+    _net, extra = load_verifier(version.path, "cpu")
+    assert extra["threshold"] == pytest.approx(version.metrics["threshold"])
+    assert version.metrics["calibration_people"] == 3  # val and test people, never trained on
+    diagnosis = run.diagnosis
+    assert diagnosis["val_error"] == pytest.approx(trial.metrics["val"]["eer"])
+    assert diagnosis["train_error"] == pytest.approx(trial.metrics["train"]["eer"])
+    assert diagnosis["test_error"] is None and diagnosis["val_overfitting"] is None
+
+
+def test_a_verifier_needs_two_people_on_each_side(people, labeler):
+    SplitAssignment.objects.filter(image__dataset=people, image__faces__subject__name="s23").update(
+        split="test"
+    )
+    with pytest.raises(runs.RunError, match="too few val people"):
+        runs.start_run(people, RunConfig(task="verifier", epochs=1), user=labeler)
+    assert not people.training_runs.exists()
