@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint typecheck bench bench-detector bench-faces bench-calibration bench-labeling bench-label-errors clean
+.PHONY: run test install lint typecheck bench bench-detector bench-faces bench-calibration bench-labeling bench-labeling-speed bench-label-errors bench-training clean
 
 run: $(STAMP)
 	$(PY) scripts/run.py
@@ -33,7 +33,7 @@ typecheck: $(STAMP)
 
 # Benchmarks are not tests: they print tables of ratios against baselines run alongside.
 # Run as modules: `python bench/x.py` would put bench/ (not the repository) on sys.path.
-bench: bench-detector bench-faces bench-calibration bench-labeling bench-label-errors
+bench: bench-detector bench-faces bench-calibration bench-labeling bench-labeling-speed bench-label-errors bench-training
 
 bench-detector: $(STAMP)
 	$(PY) -m bench.detector --ours demo/models/detector-bccd.safetensors
@@ -56,6 +56,17 @@ bench-labeling: $(STAMP)
 # Label errors injected into BCCD's val split: does the ranking of possible label errors find them?
 bench-label-errors: $(STAMP)
 	$(PY) -m bench.label_errors --model demo/models/detector-bccd.safetensors
+
+# Keystrokes and actions to label a BCCD image in the browser: the annotation page vs a plain form.
+bench-labeling-speed: $(STAMP)
+	bash scripts/ensure_chromium.sh
+	$(PY) -m pytest bench/test_labeling_speed.py -s -p no:cacheprovider
+
+# A random search of 8 trials against the default config at the same CPU budget, and the same
+# search on one and on two Celery workers (real Redis, its own PostgreSQL database).
+TRAINING_MINUTES ?= 6
+bench-training: $(STAMP)
+	$(PY) -m bench.training --minutes $(TRAINING_MINUTES) --trials 8
 
 clean:
 	rm -rf var/media var/db.sqlite3 .pytest_cache .mypy_cache .ruff_cache

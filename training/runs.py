@@ -217,6 +217,11 @@ def run_trial(trial_id: int, report: trial_work.Report) -> dict[str, Any]:
 def _end_trial(trial: Trial, status: str, **fields: Any) -> None:
     fields["message"] = str(fields.get("message", ""))[:500]
     Trial.objects.filter(pk=trial.pk).update(status=status, finished_at=timezone.now(), **fields)
+    state = Trial.objects.filter(pk=trial.pk).values_list("state_file", flat=True).first()
+    if status == RunStatus.DONE and state and default_storage.exists(state):
+        # Its best weights are stored; the resumable state (weights, optimiser, random
+        # states) is only needed while it may still be redelivered. A cancelled trial keeps it.
+        default_storage.delete(state)
 
 
 # ---------------------------------------------------------------------------- moving on

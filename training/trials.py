@@ -13,6 +13,7 @@ import dataclasses
 import statistics
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -287,10 +288,19 @@ def _verifier_latency_ms(model: SiameseNet, shape: EmbeddingConfig) -> float:
 
 
 def _state_path(trial: Trial) -> Path:
-    """Where the trial's training state lives between epochs (resumed after a crash)."""
-    path = Path(default_storage.path(f"runs/{trial.run_id}/trial-{trial.number}.state"))
+    """Where the trial's training state lives between epochs (resumed after a crash).
+
+    The name is drawn once per trial and kept on its row: a redelivered trial finds its own
+    state, and a file some other trial left (a database restored or reset while the media
+    stayed) is never mistaken for it.
+    """
+    name = trial.state_file
+    if not name:
+        name = f"runs/{trial.run_id}/trial-{trial.number}-{uuid.uuid4().hex}.state"
+        Trial.objects.filter(pk=trial.pk).update(state_file=name)
+        trial.state_file = name
+    path = Path(default_storage.path(name))
     path.parent.mkdir(parents=True, exist_ok=True)
-    Trial.objects.filter(pk=trial.pk).update(state_file=path.name)
     return path
 
 

@@ -3,7 +3,10 @@ diagnosis; searches, limits, skips, cancels, fine-tuning with frozen blocks, res
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from django.core.files.storage import default_storage
 
 from tests.training_app.conftest import run_jobs
 from training import runs
@@ -170,6 +173,8 @@ def test_a_trial_whose_worker_died_resumes_from_its_last_epoch(cells, labeler, s
         setattr(trial_work, "_progress", real)  # noqa: B010
     trial = Trial.objects.get(run=run)
     assert [e["epoch"] for e in trial.curves] == [1, 2] and trial.status == RunStatus.RUNNING
+    state = trial.state_file
+    assert state.startswith(f"runs/{run.pk}/trial-1-") and default_storage.exists(state)
     # The broker delivers it again once the dead worker's beat is stale.
     stale = timezone.now() - timedelta(seconds=settings.JOB_STALE_AFTER_S + 1)
     Job.objects.filter(pk=job.pk).update(heartbeat_at=stale)
@@ -180,3 +185,16 @@ def test_a_trial_whose_worker_died_resumes_from_its_last_epoch(cells, labeler, s
     assert [e["epoch"] for e in trial.curves] == [1, 2, 3, 4]  # epochs 1-2 were not redone
     run.refresh_from_db()
     assert run.status == RunStatus.DONE
+    assert trial.state_file == state and not default_storage.exists(state)  # done: removed
+
+
+def test_a_state_file_left_by_another_database_is_not_resumed(cells, labeler):
+    # Media kept while the database was reset: run and trial numbers start again at 1.
+    run = runs.start_run(cells, RunConfig(epochs=1, img_size=64), user=labeler)
+    for name in (f"runs/{run.pk}/trial-1.state", f"runs/{run.pk}/trial-1-0.state"):
+        stale = Path(default_storage.path(name))
+        stale.parent.mkdir(parents=True, exist_ok=True)
+        stale.write_bytes(b"not this trial's state")
+    run_jobs()
+    run.refresh_from_db()
+    assert run.status == RunStatus.DONE, run.trials.get().message
