@@ -192,7 +192,7 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=8.0)
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 2)
-    parser.add_argument("--redis", default="redis://127.0.0.1:6379/13")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/12")
     args = parser.parse_args()
     if not DATA.is_dir():
         print(f"needs {DATA} (the BCCD dataset)", file=sys.stderr)

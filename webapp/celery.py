@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import threading
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
 
@@ -23,3 +24,19 @@ def _limit_threads(**_: object) -> None:
         import torch
 
         torch.set_num_threads(int(threads))
+
+
+_sweeping = threading.Event()
+
+
+@worker_ready.connect
+def _start_sweeper(**_: object) -> None:
+    # The worker's main process sweeps for jobs the broker lost or never got.
+    from webapp.jobs.sweeper import start_sweeping
+
+    start_sweeping(_sweeping)
+
+
+@worker_shutdown.connect
+def _stop_sweeper(**_: object) -> None:
+    _sweeping.set()

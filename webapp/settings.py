@@ -153,6 +153,18 @@ JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3, minimum=1)
 # lost its worker (it may be taken again; a delivery while it still beats is dropped).
 JOB_HEARTBEAT_S = env_int("JOB_HEARTBEAT_S", 15, minimum=1)
 JOB_STALE_AFTER_S = env_int("JOB_STALE_AFTER_S", 60, minimum=2)
+# Workers sweep for jobs the broker lost or never got (webapp.jobs.sweeper) this often; a job
+# younger than the grace may still be on its way to the broker.
+JOB_SWEEP_S = env_int("JOB_SWEEP_S", 30, minimum=1)
+JOB_SWEEP_GRACE_S = env_int("JOB_SWEEP_GRACE_S", 10, minimum=0)
+# Starting a job while Redis is down answers within about a second (the job is kept and sent
+# later) instead of hanging the request on Celery's default retries.
+JOB_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
 # Network backend for serving: "auto" runs ONNX Runtime on the CPU and PyTorch on CUDA.
 INFERENCE_BACKEND = env_str("INFERENCE_BACKEND", "auto")
 if INFERENCE_BACKEND not in ("auto", "torch", "onnx"):

@@ -34,14 +34,32 @@ def start_job(
     return job
 
 
-def dispatch(job: Job) -> None:
+NOT_SENT = (
+    "Not sent to a worker yet: the job broker (Redis) does not answer. The job is kept and "
+    "sent as soon as it is back."
+)
+
+
+def dispatch(job: Job) -> bool:
+    """Send the job to its queue; False (the job kept, marked, sent later by the sweeper,
+    ``webapp.jobs.sweeper``) when the broker does not answer."""
     if settings.JOBS_IN_PROCESS:
         threading.Thread(target=_run_in_thread, args=(job.pk,), daemon=True).start()
-        return
+        return True
     from webapp.jobs.tasks import run_job
 
-    result = run_job.apply_async(args=(job.pk,), queue=job.queue)
+    try:
+        result = run_job.apply_async(
+            args=(job.pk,), queue=job.queue, retry_policy=settings.JOB_PUBLISH_RETRY_POLICY
+        )
+    except Exception as exc:  # kombu's OperationalError, redis' ConnectionError, a timeout
+        logger.warning("job %s not sent: the broker does not answer (%s)", job.pk, exc)
+        Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(message=NOT_SENT)
+        return False
     Job.objects.filter(pk=job.pk).update(task_id=result.id)
+    Job.objects.filter(pk=job.pk, message=NOT_SENT).update(message="")
+    job.task_id = result.id
+    return True
 
 
 def _run_in_thread(job_id: int) -> None:
