@@ -59,6 +59,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Before anything reads a body (the CSRF check, the views): size and caller, from headers.
+    "webapp.accounts.body_guard.BodyGuardMiddleware",
     "webapp.accounts.middleware.LoginRequiredForPagesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -116,6 +118,9 @@ MEDIA_URL = "/media/"
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 25 * 1024 * 1024, minimum=1024)
 UPLOAD_MAX_PIXELS = env_int("UPLOAD_MAX_PIXELS", 50_000_000, minimum=1)
 UPLOAD_MAX_FILES = env_int("UPLOAD_MAX_FILES", 200, minimum=1)
+# The largest request body accepted at all (an import's zip is the largest), refused from
+# Content-Length before a byte of it is read; each endpoint then applies its own limit.
+REQUEST_MAX_BYTES = env_int("REQUEST_MAX_BYTES", 1024 * 1024 * 1024, minimum=1024)
 # A pretrained backbone file for transfer learning (torchvision's resnet18 is 45 MB).
 BACKBONE_MAX_BYTES = env_int("BACKBONE_MAX_BYTES", 200 * 1024 * 1024, minimum=1024)
 # Faces: the dataset whose subjects recognition searches (created on first use).

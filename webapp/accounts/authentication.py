@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
@@ -14,15 +15,21 @@ from webapp.accounts.models import ApiToken, User, hash_token
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
-def _key_from_request(request: Request) -> str | None:
-    header = authentication.get_authorization_header(request).decode("latin-1").strip()
+def key_from_headers(request: Request | HttpRequest) -> str | None:
+    """The API key a request carries in its headers (never its body): ``Authorization:
+    Token|Bearer <key>``, else ``x-api-key`` (also beside an ``Authorization`` of another
+    scheme, such as the Basic header a proxy adds)."""
+    raw = request.META.get("HTTP_AUTHORIZATION", "")
+    header = (raw.decode("latin-1") if isinstance(raw, bytes) else str(raw)).strip()
     if header:
         scheme, _, key = header.partition(" ")
-        if scheme.lower() in ("token", "bearer"):
-            return key.strip() or None
-        return None
+        if scheme.lower() in ("token", "bearer") and key.strip():
+            return key.strip()
     api_key = request.headers.get("x-api-key", "").strip()
     return api_key or None
+
+
+_key_from_request = key_from_headers
 
 
 def authenticate_key(key: str) -> tuple[User, ApiToken]:

@@ -27,6 +27,7 @@ from webapp.accounts.models import signed_in_user
 from webapp.analysis.evaluate import check_request, start_evaluation
 from webapp.analysis.models import ErrorCase, ErrorKind, ErrorTag, Evaluation
 from webapp.api.errors import ApiError
+from webapp.api.ids import is_id
 from webapp.api.pagination import PageNumberPagination
 from webapp.api.schema import error_responses
 from webapp.api.serializers import JobSerializer
@@ -147,7 +148,7 @@ def _flag(request: Request, name: str) -> bool:
 
 def _tag_filter(evaluation: Evaluation, raw: str) -> ErrorTag:
     tags = ErrorTag.objects.filter(dataset_id=evaluation.dataset_id)
-    tag = tags.filter(pk=int(raw)).first() if raw.isdigit() else None
+    tag = tags.filter(pk=int(raw)).first() if is_id(raw) else None
     tag = tag or tags.filter(name=raw).first()
     if tag is None:
         raise ApiError(

@@ -47,6 +47,7 @@ from webapp.analysis.models import (
     Evaluation,
     TagAction,
 )
+from webapp.api.ids import is_id
 from webapp.images.models import Dataset, Split
 from webapp.jobs.errors import JobError
 
@@ -733,7 +734,7 @@ def _case_for(
     raw: str, line: int, cases: dict[int, ErrorCase], evaluation: Evaluation, seen: dict[int, int]
 ) -> tuple[ErrorCase | None, dict[str, Any] | None]:
     value = raw.strip()
-    if not value.isdigit() or len(value) > 18:
+    if not is_id(value):
         return None, {"row": line, "case": raw, "reason": "not a case id"}
     case = cases.get(int(value))
     if case is None:
@@ -751,7 +752,7 @@ def _version(raw: str | None, line: int) -> int | None:
     if raw is None or not raw.strip():
         return None
     text = raw.strip().removesuffix(".0")
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit() and len(text) < 19):  # 0 is a version
         raise SheetError(f"Row {line}: comment_version “{raw}” is not a whole number.")
     return int(text)
 
@@ -761,7 +762,7 @@ def _parse_rows(
 ) -> tuple[list[_Row], list[dict[str, Any]]]:
     index = {name: i for i, name in enumerate(header)}
     ids = [ln[index["case"]].strip() for ln in lines if len(ln) > index["case"]]
-    wanted = [int(i) for i in ids if i.isdigit() and len(i) <= 18]
+    wanted = [int(i) for i in ids if is_id(i)]
     cases = ErrorCase.objects.in_bulk(wanted)
     rows: list[_Row] = []
     unmatched: list[dict[str, Any]] = []

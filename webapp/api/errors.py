@@ -46,6 +46,8 @@ def _first_message(detail: Any) -> str:
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, JobError):  # a service's or a job's refusal, raised in a request
         exc = ApiError.from_error(exc)
+    elif isinstance(exc, RecursionError):  # JSON nested deeper than Python's parser goes
+        exc = exceptions.ParseError("The JSON is nested too deeply.")
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

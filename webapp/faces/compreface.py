@@ -41,6 +41,7 @@ from rest_framework.views import APIView
 
 from webapp.accounts.models import signed_in_user
 from webapp.api.errors import ApiError
+from webapp.api.ids import is_id
 from webapp.faces import enrollment, services
 from webapp.faces.api import (
     FacesPermission,
@@ -117,6 +118,10 @@ def image_field(request: Request, field: str) -> UploadedImage:
     return services.read_image(data, field, field=field)
 
 
+# The most a page number or a result count may be: past it a query's offset overflows.
+MAX_COUNT = 1_000_000
+
+
 def query_number(
     request: Request, name: str, default: float, *, low: float, high: float = math.inf
 ) -> float:
@@ -125,11 +130,13 @@ def query_number(
     )
     if raw is None or raw == "":
         return default
+    if isinstance(raw, bool):  # JSON true is not the number 1
+        raise ApiError("invalid", f"{name} must be a number, got {raw!r}.")
     try:
         value = float(raw)
     except (TypeError, ValueError):
         raise ApiError("invalid", f"{name} must be a number, got {raw!r}.") from None
-    if not low <= value <= high:
+    if not math.isfinite(value) or not low <= value <= high:
         raise ApiError("invalid", f"{name} must be between {low} and {high}, got {raw}.")
     return value
 
@@ -158,7 +165,7 @@ class VerificationView(CompreFaceView):
 
     @compat_schema
     def post(self, request: Request) -> Response:
-        limit = int(query_number(request, "limit", 0, low=0))
+        limit = int(query_number(request, "limit", 0, low=0, high=MAX_COUNT))
         min_score = query_number(request, "det_prob_threshold", 0.0, low=0.0, high=1.0)
         source = image_field(request, "source_image")
         target = image_field(request, "target_image")
@@ -195,7 +202,7 @@ class RecognizeView(CompreFaceView):
     @compat_schema
     def post(self, request: Request) -> Response:
         options = {
-            "limit": int(query_number(request, "limit", 0, low=0)),
+            "limit": int(query_number(request, "limit", 0, low=0, high=MAX_COUNT)),
             "top_k": int(query_number(request, "prediction_count", 1, low=1, high=100)),
             "min_score": query_number(request, "det_prob_threshold", 0.0, low=0.0, high=1.0),
             "detect_faces": True,
@@ -252,7 +259,7 @@ class FacesView(CompreFaceView):
     @compat_schema
     def get(self, request: Request) -> Response:
         faces = examples(request)
-        page = int(query_number(request, "page", 0, low=0))
+        page = int(query_number(request, "page", 0, low=0, high=MAX_COUNT))
         size = int(query_number(request, "size", 20, low=1, high=1000))
         total = faces.count()
         rows = faces.select_related("subject").order_by("id")[page * size : (page + 1) * size]
@@ -302,7 +309,9 @@ class FaceView(CompreFaceView):
     )
     def delete(self, request: Request, image_id: str) -> Response:
         faces = Face.objects.filter(subject__dataset=services.gallery_dataset())
-        face = faces.filter(pk=int(image_id)).first() if image_id.isdigit() else None
+        # isdigit() also accepts "²", which int() refuses; and a database id has 18 digits.
+        plain = is_id(image_id)
+        face = faces.filter(pk=int(image_id)).first() if plain else None
         if face is None:
             raise FaceError("unknown_face", f"No example with image_id {image_id}.", status=404)
         name = face.subject.name if face.subject else ""

@@ -23,6 +23,7 @@ from django.utils.safestring import SafeString
 
 from training.splits import SPLIT_SCHEME
 from webapp.accounts.models import User, signed_in_user
+from webapp.api.ids import is_id
 from webapp.images.models import (
     Box,
     BoxOrigin,
@@ -235,7 +236,7 @@ class ClassFilter(admin.SimpleListFilter):
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         classes = LabelClass.objects.select_related("dataset").order_by("dataset__name", "name")
         dataset = request.GET.get("dataset__id__exact", "")
-        if dataset.isdigit():  # with a dataset chosen, only its classes
+        if is_id(dataset):  # with a dataset chosen, only its classes
             classes = classes.filter(dataset_id=int(dataset))
         return [(str(c.pk), str(c)) for c in classes]
 
@@ -243,7 +244,7 @@ class ClassFilter(admin.SimpleListFilter):
         value = self.value()
         if value is None:
             return queryset
-        if not value.isdigit():
+        if not is_id(value):
             return queryset.none()
         boxes = Box.objects.filter(image=OuterRef("pk"), label_class_id=int(value))
         return queryset.filter(Exists(boxes))
@@ -271,7 +272,7 @@ class HumanBoxFormSet(BaseInlineFormSet):  # type: ignore[type-arg]
         if not self.has_changed():
             return
         loaded = str(self.data.get(LOADED_VERSION, ""))
-        self.loaded_version = int(loaded) if loaded.isdigit() else None
+        self.loaded_version = int(loaded) if is_id(loaded) else None
         current = Image.objects.get(pk=self.instance.pk)
         if self.loaded_version is not None and self.loaded_version != current.labels_version:
             raise ValidationError(StaleLabels(current, self.loaded_version).message)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import mimetypes
 
+from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.core.files.storage import default_storage
@@ -13,10 +14,11 @@ from django.db.models import Count, Q
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils._os import safe_join
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from training.models import ModelVersion
 from webapp.accounts.permissions import user_can_edit
+from webapp.api.ids import is_id
 from webapp.detection.services import (
     NoModel,
     detector_choices,
@@ -44,7 +46,7 @@ def gallery(request: HttpRequest) -> HttpResponse:
         )
     )
     filters = {key: request.GET.get(key, "") for key in ("dataset", "source", "status")}
-    if filters["dataset"].isdigit():
+    if is_id(filters["dataset"]):
         images = images.filter(dataset_id=int(filters["dataset"]))
     if filters["source"]:
         images = images.filter(source=filters["source"])
@@ -82,7 +84,7 @@ def upload_page(request: HttpRequest) -> HttpResponse:
 def _chosen_detector(request: HttpRequest, choices: list[ModelVersion]) -> ModelVersion | None:
     """``?model_version=`` when it is one of the choices, else the first choice."""
     raw = request.GET.get("model_version", "")
-    chosen = next((v for v in choices if raw.isdigit() and v.pk == int(raw)), None)
+    chosen = next((v for v in choices if is_id(raw) and v.pk == int(raw)), None)
     return chosen or (choices[0] if choices else None)
 
 
@@ -142,7 +144,7 @@ def image_detect(request: HttpRequest, image_id: int) -> HttpResponse:
         return redirect(image)
     raw = request.POST.get("model_version", "")
     try:
-        version = resolve_version(int(raw) if raw.isdigit() else None, dataset=image.dataset)
+        version = resolve_version(int(raw) if is_id(raw) else None, dataset=image.dataset)
     except NoModel as exc:
         messages.error(request, exc.message)
         return redirect(image)
@@ -163,10 +165,29 @@ def image_detect(request: HttpRequest, image_id: int) -> HttpResponse:
     return redirect(f"{image.get_absolute_url()}?job={job.pk}&model_version={version.pk}")
 
 
-@require_GET
+class NewDatasetForm(forms.ModelForm):  # type: ignore[type-arg]
+    class Meta:
+        model = Dataset
+        fields = ["name", "task"]
+
+
+@require_http_methods(["GET", "POST"])
 def dataset_list(request: HttpRequest) -> HttpResponse:
+    """Every dataset; labelers and up create one here (then import into it on its page)."""
+    form = NewDatasetForm(request.POST or None)
+    if request.method == "POST":
+        if not user_can_edit(request.user):
+            messages.error(request, "Your role (viewer) cannot create datasets.")
+        elif form.is_valid():
+            dataset = form.save()
+            messages.success(request, f"Dataset “{dataset.name}” created: import into it.")
+            return redirect(dataset)
     datasets = Dataset.objects.annotate(image_count=Count("images")).order_by("name")
-    return render(request, "images/datasets.html", {"datasets": datasets})
+    return render(
+        request,
+        "images/datasets.html",
+        {"datasets": datasets, "form": form, "can_edit": user_can_edit(request.user)},
+    )
 
 
 @require_GET

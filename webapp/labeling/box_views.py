@@ -20,6 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from webapp.accounts.models import signed_in_user
+from webapp.api.ids import is_id
 from webapp.api.schema import error_responses
 from webapp.api.serializers import LabelClassSerializer
 from webapp.images.models import Box, BoxOrigin, Dataset, Image, LabelClass
@@ -79,7 +80,7 @@ class ImageBoxesView(APIView):
     )
     def get(self, request: Request, pk: int) -> Response:
         raw = request.query_params.get("model_version", "")
-        return Response(labels_json(_image(pk), int(raw) if raw.isdigit() else None))
+        return Response(labels_json(_image(pk), int(raw) if is_id(raw) else None))
 
     @extend_schema(
         request=OpenApiTypes.OBJECT, responses={201: OpenApiTypes.OBJECT, **WRITE_ERRORS}
@@ -230,7 +231,7 @@ class QueueView(APIView):
         if mode not in services.QUEUE_MODES:
             raise LabelError(f"mode must be label or review, got {mode!r}.")
         raw = request.query_params.get("after", "")
-        after = int(raw) if raw.isdigit() and len(raw) < 19 else None
+        after = int(raw) if is_id(raw) else None
         found = services.next_in_queue(dataset.pk, mode, current=after)
         return Response(
             {"next": found.pk if found else None, "counts": services.queue_counts(dataset.pk)}

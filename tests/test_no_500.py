@@ -1,0 +1,38 @@
+"""Inputs that once answered 500 answer a 4xx JSON error instead."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["page=inf", "page=1e20", "page=nan", "size=inf", "page=true"],
+)
+def test_compreface_paging_numbers(labeler_api, query):
+    response = labeler_api.get(f"/api/v1/recognition/faces?{query}")
+    assert response.status_code == 400, response.content
+    assert "must be" in response.content.decode()
+
+
+@pytest.mark.parametrize("image_id", ["²", "١٢", "9" * 25])
+def test_compreface_delete_of_a_strange_id(labeler_api, image_id):
+    response = labeler_api.delete(f"/api/v1/recognition/faces/{image_id}")
+    assert response.status_code == 404
+
+
+def test_json_nested_too_deep(labeler_api):
+    body = "[" * 100_000 + "]" * 100_000
+    response = labeler_api.post("/api/v1/detect/", body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "parse_error"
+
+
+@pytest.mark.parametrize("raw", ["²", "1" * 30, "-1", "0"])
+def test_ids_in_queries_that_are_not_ids(labeler_api, client, labeler, dataset, raw):
+    assert labeler_api.get(f"/api/v1/training/runs/?dataset={raw}").status_code == 200
+    assert labeler_api.get(f"/api/v1/models/?dataset={raw}").status_code == 200
+    client.force_login(labeler)
+    assert client.get(f"/?dataset={raw}").status_code == 200
