@@ -93,6 +93,16 @@ DATABASES = {
         env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"), conn_max_age=60
     )
 }
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # The embedded default under concurrent web and worker processes: readers never block
+    # the writer (WAL), a writer waits for the lock instead of failing at once ("database is
+    # locked"), and a transaction that will write takes the lock when it begins (IMMEDIATE),
+    # so two never deadlock upgrading from read to write. PostgreSQL is for more load.
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "timeout": env_int("SQLITE_BUSY_TIMEOUT_S", 20, minimum=1),
+        "transaction_mode": "IMMEDIATE",
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
