@@ -11,4 +11,4 @@ RUN pip install . && SECRET_KEY=build DEBUG=0 python manage.py collectstatic --n
 RUN useradd --create-home workbench && mkdir -p /data/media && chown -R workbench /data /app
 USER workbench
 EXPOSE 8000
-CMD ["gunicorn", "webapp.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3"]
+CMD ["gunicorn", "webapp.wsgi:application", "--bind", "0.0.0.0:8000", "--worker-class", "gthread", "--workers", "3", "--threads", "8", "--timeout", "120"]

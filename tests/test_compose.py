@@ -61,3 +61,18 @@ def test_production_settings_come_from_the_environment():
     assert env["SECRET_KEY"].startswith("${SECRET_KEY:?")
     assert env["DATABASE_URL"].startswith("postgres://")
     assert env["REDIS_URL"] == "redis://redis:6379/0"
+
+
+def test_waiting_requests_never_hold_every_web_worker():
+    # A request waiting for a job holds its thread, not its process: gthread workers with
+    # many threads each, and the longest wait well below gunicorn's worker timeout.
+    from webapp.jobs.waiting import MAX_WAIT_S
+
+    web = compose()["services"]["web"]["command"]
+    assert "--worker-class gthread" in web
+    threads = int(re.search(r"--threads (\d+)", web).group(1))
+    workers = int(re.search(r"--workers (\d+)", web).group(1))
+    timeout = int(re.search(r"--timeout (\d+)", web).group(1))
+    assert workers * threads >= 16 and MAX_WAIT_S <= timeout / 2
+    docker = (ROOT / "Dockerfile").read_text()
+    assert '"gthread"' in docker and '"--threads"' in docker

@@ -106,7 +106,22 @@ def finished_result(job: Job) -> dict[str, Any] | None:
 
 
 def required_result(job: Job) -> dict[str, Any]:
-    """The result, for callers that cannot answer 202 (a job still running is an error)."""
+    """The result, for callers that cannot answer 202 (a job still running is an error).
+
+    Such a caller has no job to come back to, so a job that did not finish in time is
+    cancelled (504): nobody would read its result, and it would hold a worker for nothing.
+    """
+    if job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
+        from webapp.jobs.services import cancel_job
+
+        cancel_job(job)
+        raise JobError(
+            f"Job {job.pk} did not finish in time (is a worker running?); it was cancelled, "
+            "since this route answers only with the result.",
+            code="not_finished",
+            status=504,
+            details={"job": job.pk},
+        )
     if job.status != JobStatus.DONE:
         raise job_failure(job)
     return dict(job.result or {})
