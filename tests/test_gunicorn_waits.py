@@ -38,7 +38,9 @@ def gunicorn(tmp_path) -> Iterator[int]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     # docker-compose's worker class and threads, one process: the case that froze before.
-    threads = re.search(r"--threads (\d+)", COMPOSE).group(1)  # type: ignore[union-attr]
+    found = re.search(r"--threads (\d+)", COMPOSE)
+    assert found is not None
+    threads = found.group(1)
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
