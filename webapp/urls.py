@@ -2,12 +2,15 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from webapp import health
 from webapp.accounts import views as account_views
 from webapp.detection.api import DeepStackDetectionView
 from webapp.images import views as image_views
 from webapp.jobs import views as job_views
 
 urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     path("", image_views.gallery, name="gallery"),
     path("upload/", image_views.upload_page, name="upload"),
     path("images/<int:image_id>/", image_views.image_detail, name="image-detail"),

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import math
 import mimetypes
+import os
 
 from django import forms
 from django.conf import settings
 from django.contrib import messages
-from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
@@ -17,7 +17,7 @@ from django.utils._os import safe_join
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from training.models import ModelVersion
-from webapp.accounts.permissions import user_can_edit
+from webapp.accounts.permissions import user_can_edit, user_is_admin
 from webapp.api.ids import is_id
 from webapp.detection.services import (
     NoModel,
@@ -219,14 +219,25 @@ def dataset_stats(request: HttpRequest, dataset_id: int) -> HttpResponse:
     return redirect(job)
 
 
+# Stored weights (model versions, training runs' trials and states, brought backbones).
+WEIGHT_FOLDERS = frozenset({"models", "runs", "backbones"})
+
+
 @require_GET
 def media(request: HttpRequest, path: str) -> FileResponse:
-    """Serve stored files to signed-in users only (the middleware checks the login)."""
+    """Serve stored files to signed-in users only (the middleware checks the login).
+
+    Model weights, training states and brought backbones go to admins only (others use a
+    model through the API); stashed uploads of running jobs to nobody; folders are no file.
+    """
     try:
         full = safe_join(str(settings.MEDIA_ROOT), path)
     except Exception:  # SuspiciousFileOperation for '..' tricks
         raise Http404("No such file.") from None
-    if not default_storage.exists(path):
+    top = path.split("/", 1)[0]
+    if top == "tmp" or (top in WEIGHT_FOLDERS and not user_is_admin(request.user)):
+        raise Http404("No such file.")
+    if not os.path.isfile(full):
         raise Http404("No such file.")
     content_type = mimetypes.guess_type(full)[0] or "application/octet-stream"
     response = FileResponse(open(full, "rb"), content_type=content_type)  # noqa: SIM115

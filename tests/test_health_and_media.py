@@ -1,0 +1,75 @@
+"""/healthz and /readyz for load balancers and docker-compose; what /media/ serves to whom."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+
+from tests.worker import Worker
+
+pytestmark = pytest.mark.django_db
+
+
+def test_healthz_answers_anyone(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+def test_readyz_names_what_is_missing_without_secrets(client, settings):
+    response = client.get("/readyz")  # no worker runs here and no model is active
+    assert response.status_code == 503
+    failed = response.json()["failed"]
+    assert set(failed) == {"workers", "models"}
+    assert "no worker listens on" in failed["workers"] and "no active" in failed["models"]
+    assert settings.REDIS_URL not in response.content.decode()
+
+
+def test_readyz_without_redis(client, settings):
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    body = client.get("/readyz").json()
+    assert "Redis does not answer" in body["failed"]["redis"] and "workers" not in body["checked"]
+
+
+@pytest.fixture
+def worker(tmp_path) -> Iterator[Worker]:
+    running = Worker(tmp_path / "worker.log")
+    yield running
+    running.stop()
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_readyz_is_ready_with_a_worker_and_every_model(
+    client, worker, tiny_detector, tiny_verifier, tiny_face_detector
+):
+    response = client.get("/readyz")
+    assert response.status_code == 200, response.content
+    assert response.json()["status"] == "ready"
+
+
+@pytest.mark.parametrize(
+    ("name", "viewer_status", "admin"),
+    [
+        ("images/ab/photo.jpg", 200, 200),
+        ("models/abc.safetensors", 404, 200),
+        ("runs/1/trial-1.safetensors", 404, 200),
+        ("backbones/abc.pth", 404, 200),
+        ("tmp/upload.jpg", 404, 404),
+    ],
+)
+def test_media_weights_only_to_admins(client, viewer, admin_user, name, viewer_status, admin):
+    default_storage.save(name, ContentFile(b"bytes"))
+    client.force_login(viewer)
+    assert client.get(f"/media/{name}").status_code == viewer_status
+    client.force_login(admin_user)
+    assert client.get(f"/media/{name}").status_code == admin
+
+
+def test_a_media_folder_is_no_file(client, viewer):
+    default_storage.save("images/ab/photo.jpg", ContentFile(b"bytes"))
+    client.force_login(viewer)
+    assert client.get("/media/images/ab").status_code == 404
+    assert client.get("/media/images/ab/").status_code == 404
