@@ -30,6 +30,7 @@ JOB_QUEUE_DEFAULT = f"test-{RUN_ID}-default"
 CELERY_TASK_DEFAULT_QUEUE = JOB_QUEUE_DEFAULT
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 30}
 JOBS_IN_PROCESS = False
+THROTTLE_PREFIX = f"test-{RUN_ID}"  # counts of this run only
 # Beat often and call a worker dead soon, so tests that kill workers finish quickly.
 JOB_HEARTBEAT_S = 1
 JOB_STALE_AFTER_S = 3

@@ -131,6 +131,12 @@ UPLOAD_MAX_FILES = env_int("UPLOAD_MAX_FILES", 200, minimum=1)
 # The largest request body accepted at all (an import's zip is the largest), refused from
 # Content-Length before a byte of it is read; each endpoint then applies its own limit.
 REQUEST_MAX_BYTES = env_int("REQUEST_MAX_BYTES", 1024 * 1024 * 1024, minimum=1024)
+# Failed sign-ins per address and user name, and bad API keys per address, allowed within
+# the window before 429 (counted in Redis, shared by every web process).
+THROTTLE_PREFIX = env_str("THROTTLE_PREFIX", "workbench")
+THROTTLE_WINDOW_S = env_int("THROTTLE_WINDOW_S", 300, minimum=1)
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10, minimum=1)
+TOKEN_FAILURE_LIMIT = env_int("TOKEN_FAILURE_LIMIT", 50, minimum=1)
 # A pretrained backbone file for transfer learning (torchvision's resnet18 is 45 MB).
 BACKBONE_MAX_BYTES = env_int("BACKBONE_MAX_BYTES", 200 * 1024 * 1024, minimum=1024)
 # Faces: the dataset whose subjects recognition searches (created on first use).

@@ -27,7 +27,7 @@ urlpatterns = [
     path("training/", include("training.page_urls", namespace="training")),
     path("account/tokens/", account_views.tokens_page, name="tokens"),
     path("account/tokens/<int:token_id>/revoke/", account_views.revoke_token, name="token-revoke"),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("login/", account_views.ThrottledLoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("media/<path:path>", image_views.media, name="media"),
     path("admin/", admin.site.urls),

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
+from webapp.accounts import throttle
 from webapp.accounts.models import ApiToken, User, hash_token
 
 # last_used_at is informational; writing it on every request would turn reads into writes.
@@ -50,7 +52,22 @@ def authenticate_key(key: str) -> tuple[User, ApiToken]:
 class ApiTokenAuthentication(authentication.BaseAuthentication):
     def authenticate(self, request: Request) -> tuple[User, ApiToken] | None:
         key = _key_from_request(request)
-        return None if key is None else authenticate_key(key)
+        return None if key is None else authenticate_throttled(request, key)
 
     def authenticate_header(self, request: Request) -> str:
         return "Token"
+
+
+def authenticate_throttled(request: Request | HttpRequest, key: str) -> tuple[User, ApiToken]:
+    """:func:`authenticate_key`, refused (429) for an address that sent too many bad keys."""
+    who = throttle.client_address(request)
+    if throttle.blocked("token", who, settings.TOKEN_FAILURE_LIMIT):
+        raise exceptions.Throttled(
+            wait=settings.THROTTLE_WINDOW_S,
+            detail="Too many invalid API keys from this address; try again later.",
+        )
+    try:
+        return authenticate_key(key)
+    except exceptions.AuthenticationFailed:
+        throttle.failed("token", who)
+        raise

@@ -22,7 +22,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import resolve_url
 from rest_framework import exceptions
 
-from webapp.accounts.authentication import authenticate_key, key_from_headers
+from webapp.accounts.authentication import authenticate_throttled, key_from_headers
 from webapp.api.errors import error_body
 
 # Paths whose callers authenticate inside the body, and the most they may send unknown.
@@ -58,8 +58,11 @@ class BodyGuardMiddleware:
                 "request_too_large",
                 f"The request is {length / 2**20:.0f} MB; the limit is {cap / 2**20:.0f} MB.",
             )
-        if self._known(request):
-            return None
+        try:
+            if self._known(request):
+                return None
+        except exceptions.Throttled as exc:
+            return _error(429, "throttled", str(exc.detail))
         inside = self._credentials_inside(request)
         if inside is not None and length <= inside:
             return None
@@ -77,7 +80,7 @@ class BodyGuardMiddleware:
         if key is None:
             return False
         try:
-            authenticate_key(key)
+            authenticate_throttled(request, key)
         except exceptions.AuthenticationFailed:
             return False
         return True

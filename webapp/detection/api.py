@@ -25,7 +25,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from webapp.accounts.authentication import ApiTokenAuthentication, authenticate_key
+from webapp.accounts.authentication import ApiTokenAuthentication, authenticate_throttled
 from webapp.accounts.models import ApiToken, User, signed_in_user
 from webapp.api.errors import ApiError
 from webapp.api.schema import waiting_schema
@@ -154,7 +154,7 @@ class DeepStackAuthentication(ApiTokenAuthentication):
         if found is not None:
             return found
         key = request.POST.get("api_key", "").strip()
-        return authenticate_key(key) if key else None
+        return authenticate_throttled(request, key) if key else None
 
 
 class DeepStackRequest(serializers.Serializer[Any]):
