@@ -167,6 +167,10 @@ def _diagnosis_rows(diagnosis: dict[str, Any] | None) -> list[tuple[str, Any]]:
         ("Overfitting to validation (test − validation)", "val_overfitting"),
     ]
 
+    if diagnosis.get("train_val_error") is None:
+        # Without a train-val split the notes' variance is read off validation instead.
+        names[6] = ("Variance (validation − train; no train-val split)", "variance")
+
     def pct(value: Any) -> str:
         return "—" if not isinstance(value, int | float) else f"{100 * value:.1f}%"
 

@@ -147,6 +147,7 @@ def test_the_training_pages_start_watch_and_report(client, cells, labeler, admin
     run_jobs()
     report = client.get(started["Location"]).content.decode()
     assert 'id="diagnosis"' in report and "Avoidable bias (train − human)" in report
+    assert "Variance (validation − train; no train-val split)" in report  # none here
     assert 'id="promote"' not in report  # labelers do not promote
     client.force_login(admin_user)
     assert 'id="promote"' in client.get(started["Location"]).content.decode()
