@@ -20,6 +20,7 @@ from training.models import ModelKind, ModelVersion, TrainingRun
 from training.run_config import RunConfig, RunConfigError
 from webapp.accounts.models import signed_in_user
 from webapp.api.errors import ApiError
+from webapp.api.ids import is_id
 from webapp.api.schema import error_responses
 from webapp.images.models import Dataset
 
@@ -130,7 +131,7 @@ class RunsView(APIView):
     def get(self, request: Request) -> Response:
         found: QuerySet[TrainingRun] = TrainingRun.objects.select_related("model_version")
         raw = request.query_params.get("dataset", "")
-        if raw.isdigit() and len(raw) < 19:
+        if is_id(raw):
             found = found.filter(dataset_id=int(raw))
         return Response({"results": [run_json(r, detail=False) for r in found[:100]]})
 
@@ -217,7 +218,7 @@ class ModelsView(APIView):
         if kind:
             versions = versions.filter(kind=kind)
         raw = request.query_params.get("dataset", "")
-        if raw.isdigit() and len(raw) < 19:
+        if is_id(raw):
             versions = versions.filter(dataset_id=int(raw))
         return Response({"results": [registry.version_json(v) for v in versions[:500]]})
 
