@@ -128,9 +128,12 @@ MEDIA_URL = "/media/"
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 25 * 1024 * 1024, minimum=1024)
 UPLOAD_MAX_PIXELS = env_int("UPLOAD_MAX_PIXELS", 50_000_000, minimum=1)
 UPLOAD_MAX_FILES = env_int("UPLOAD_MAX_FILES", 200, minimum=1)
-# The largest request body accepted at all (an import's zip is the largest), refused from
-# Content-Length before a byte of it is read; each endpoint then applies its own limit.
-REQUEST_MAX_BYTES = env_int("REQUEST_MAX_BYTES", 1024 * 1024 * 1024, minimum=1024)
+# The largest request body accepted at all, refused from Content-Length before a byte of it
+# is read; each endpoint then applies its own limit. By default an import's largest zip
+# (IMPORT_MAX_BYTES, 2 GB) and its form fields.
+REQUEST_MAX_BYTES = env_int(
+    "REQUEST_MAX_BYTES", env_int("IMPORT_MAX_BYTES", 2 * 1024**3, minimum=1) + 2**20, minimum=1024
+)
 # Failed sign-ins per address and user name, and bad API keys per address, allowed within
 # the window before 429 (counted in Redis, shared by every web process).
 THROTTLE_PREFIX = env_str("THROTTLE_PREFIX", "workbench")
