@@ -70,22 +70,20 @@ def redis(tmp_path, settings, monkeypatch) -> Iterator[PrivateRedis]:
     from webapp.celery import app
 
     server = PrivateRedis(tmp_path)
-    old = app.conf.broker_url
+    # Publish to the private server through pools of its own; the suite's pools (which
+    # other parts of Celery have cached, such as the control mailbox's) come back after.
+    saved = app.conf["broker_url"], app._pool, app.amqp._producer_pool
     settings.REDIS_URL = settings.CELERY_BROKER_URL = server.url
-    _point_celery_at(app, server.url)
+    app.conf["broker_url"] = server.url
+    app._pool = None
+    app.amqp._producer_pool = None
     monkeypatch.setenv("JOB_SWEEP_S", "1")  # the workers started here sweep every second
     monkeypatch.setenv("JOB_SWEEP_GRACE_S", "1")
     yield server
     server.kill()
-    _point_celery_at(app, old)
-
-
-def _point_celery_at(app, url: str) -> None:
-    app.conf.broker_url = url
     if app._pool is not None:
         app._pool.force_close_all()
-    app._pool = None
-    app.amqp._producer_pool = None
+    app.conf["broker_url"], app._pool, app.amqp._producer_pool = saved
 
 
 def _worker(tmp_path: Path, name: str) -> Worker:

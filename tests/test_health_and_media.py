@@ -45,7 +45,12 @@ def worker(tmp_path) -> Iterator[Worker]:
 def test_readyz_is_ready_with_a_worker_and_every_model(
     client, worker, tiny_detector, tiny_verifier, tiny_face_detector
 ):
-    response = client.get("/readyz")
+    # A worker answers the broadcast within the check's timeout, but a loaded machine may
+    # miss one round: ask a few times, as a load balancer would.
+    for _ in range(10):
+        response = client.get("/readyz")
+        if response.status_code == 200:
+            break
     assert response.status_code == 200, response.content
     assert response.json()["status"] == "ready"
 

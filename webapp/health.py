@@ -48,7 +48,9 @@ def _workers() -> str | None:
     from webapp.celery import app
 
     try:
-        replies = app.control.inspect(timeout=1.0).active_queues() or {}
+        with app.connection_for_read() as connection_:  # its own, not a cached pool's
+            replies = app.control.inspect(timeout=1.0, connection=connection_).active_queues()
+        replies = replies or {}
     except Exception as exc:
         return f"workers cannot be asked ({type(exc).__name__})"
     listened = {q["name"] for queues in replies.values() for q in queues}

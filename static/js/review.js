@@ -49,11 +49,18 @@
     Object.keys(perClass).sort().forEach(function (name) {
       const row = document.createElement("tr");
       row.dataset.label = name;
-      row.innerHTML = '<td><span class="swatch"></span> </td><td class="n-human"></td><td class="n-model"></td>';
-      row.querySelector(".swatch").style.background = perClass[name].color;
-      row.querySelector("td").append(name);
-      row.querySelector(".n-human").textContent = perClass[name].human;
-      row.querySelector(".n-model").textContent = perClass[name].model;
+      const label = document.createElement("td");
+      const swatch = document.createElement("span");
+      swatch.className = "swatch";
+      swatch.style.background = perClass[name].color;
+      label.append(swatch, " ", name);
+      const human = document.createElement("td");
+      human.className = "n-human";
+      human.textContent = perClass[name].human;
+      const model = document.createElement("td");
+      model.className = "n-model";
+      model.textContent = perClass[name].model;
+      row.append(label, human, model);
       counts.appendChild(row);
     });
   }

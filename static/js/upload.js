@@ -19,8 +19,16 @@
     const li = document.createElement("li");
     li.className = "upload";
     li.dataset.filename = file.name;
-    li.innerHTML = '<span class="name"></span><progress max="100" value="0"></progress><span class="verdict">waiting…</span>';
-    li.querySelector(".name").textContent = file.name;
+    const name = document.createElement("span");
+    name.className = "name";
+    name.textContent = file.name;
+    const bar = document.createElement("progress");
+    bar.max = 100;
+    bar.value = 0;
+    const verdict = document.createElement("span");
+    verdict.className = "verdict";
+    verdict.textContent = "waiting…";
+    li.append(name, bar, verdict);
     list.appendChild(li);
     return li;
   }

@@ -272,7 +272,8 @@ class HumanBoxFormSet(BaseInlineFormSet):  # type: ignore[type-arg]
         if not self.has_changed():
             return
         loaded = str(self.data.get(LOADED_VERSION, ""))
-        self.loaded_version = int(loaded) if is_id(loaded) else None
+        plain = loaded.isascii() and loaded.isdigit() and len(loaded) < 19  # 0 is a version
+        self.loaded_version = int(loaded) if plain else None
         current = Image.objects.get(pk=self.instance.pk)
         if self.loaded_version is not None and self.loaded_version != current.labels_version:
             raise ValidationError(StaleLabels(current, self.loaded_version).message)
