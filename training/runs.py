@@ -275,6 +275,18 @@ def _finish_run(run: TrainingRun, config: RunConfig, trials: list[Trial]) -> Non
     )
 
 
+def training_seconds(curves: list[dict[str, Any]]) -> float:
+    """A trial's training time from its curve: each point holds the seconds elapsed since
+    its net's training began (an ensemble's members start again from 0)."""
+    total, last = 0.0, 0.0
+    for point in curves:
+        elapsed = float(point.get("seconds", 0.0))
+        if elapsed < last:  # the next member began
+            total += last
+        last = elapsed
+    return total + last
+
+
 def _register(run: TrainingRun, trial: Trial, config: RunConfig) -> ModelVersion:
     data = default_storage.open(trial.checkpoint).read()
     kind = KIND_OF_TASK[config.task]
@@ -283,7 +295,7 @@ def _register(run: TrainingRun, trial: Trial, config: RunConfig) -> ModelVersion
         path.write_bytes(data)
         return hashlib.sha256(data).hexdigest()
 
-    seconds = sum(float(e.get("seconds", 0.0)) for e in trial.curves)
+    seconds = training_seconds(trial.curves)
     return ModelVersion.register(
         kind,
         save,

@@ -36,6 +36,9 @@ def test_a_run_trains_measures_registers_and_diagnoses(cells, labeler):
     assert version.metrics["val"]["map50"] == pytest.approx(trial.objective)
     assert "_model_config" not in version.metrics and version.config["img_size"] == 128
     assert version.class_names == ["Platelets", "RBC", "WBC"]
+    # Elapsed seconds at the last epoch (each point holds the time since training began).
+    assert version.training_seconds == pytest.approx(trial.curves[-1]["seconds"])
+    assert runs.training_seconds([{"seconds": 2}, {"seconds": 5}, {"seconds": 1}]) == 6
     diagnosis = run.diagnosis
     assert diagnosis["train_error"] == pytest.approx(1 - trial.metrics["train"]["map50"])
     assert trial.objective is not None
