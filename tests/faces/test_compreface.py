@@ -45,7 +45,7 @@ def assert_box(box: dict, width: int, height: int) -> None:
     assert 0 <= box["probability"] <= 1
 
 
-def test_the_documented_collection_workflow(cf, tiny_verifier, orl):
+def test_the_documented_collection_workflow(cf, tiny_verifier, orl, admin_user):
     created = cf("POST", "/api/v1/recognition/subjects", json={"subject": "Marie"})
     assert created.status_code == 201 and created.json() == {"subject": "Marie"}
     added = cf(
@@ -92,7 +92,14 @@ def test_the_documented_collection_workflow(cf, tiny_verifier, orl):
     assert cf("DELETE", "/api/v1/recognition/subjects/Marie Curie").json() == {
         "subject": "Marie Curie"
     }
-    assert cf("DELETE", "/api/v1/recognition/subjects").json() == {"deleted": 1}
+    # One call would empty the gallery: labelers may not, admins may.
+    refused = cf("DELETE", "/api/v1/recognition/subjects")
+    assert refused.status_code == 403 and "needs the admin role" in refused.json()["message"]
+    assert cf("DELETE", "/api/v1/recognition/faces").status_code == 403
+    assert Subject.objects.count() == 1
+    _, admin_key = ApiToken.issue(admin_user, "admin")
+    everyone = cf("DELETE", "/api/v1/recognition/subjects", api_key=admin_key)
+    assert everyone.json() == {"deleted": 1}
     assert not Subject.objects.exists() and not Face.objects.exists() and not Image.objects.exists()
 
 

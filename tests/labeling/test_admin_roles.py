@@ -162,3 +162,21 @@ def test_only_admins_delete_a_class_that_has_boxes(client, labeler, admin_user, 
     client.post(f"/admin/images/labelclass/{rbc.pk}/delete/", {"post": "yes"})
     assert not LabelClass.objects.filter(pk=rbc.pk).exists()
     assert Box.objects.filter(image=image).count() == 0
+
+
+def test_the_face_gallery_keeps_its_name_and_task(client, labeler, admin_user, settings):
+    from webapp.images.models import Dataset, Task
+
+    gallery = Dataset.objects.create(name=settings.FACES_GALLERY_DATASET, task=Task.FACES)
+    client.force_login(labeler)
+    url = f"/admin/images/dataset/{gallery.pk}/change/"
+    page = client.get(url)
+    assert page.status_code == 200 and 'name="name"' not in page.content.decode()
+    client.post(url, {"name": "renamed", "task": "detection", "description": "x"})
+    gallery.refresh_from_db()
+    assert gallery.name == settings.FACES_GALLERY_DATASET and gallery.task == Task.FACES
+    assert (
+        client.post(f"/admin/images/dataset/{gallery.pk}/delete/", {"post": "yes"}).status_code
+        == 403
+    )
+    assert Dataset.objects.filter(pk=gallery.pk).exists()

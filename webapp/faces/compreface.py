@@ -40,6 +40,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from webapp.accounts.models import signed_in_user
+from webapp.accounts.permissions import user_is_admin
 from webapp.api.errors import ApiError
 from webapp.api.ids import is_id
 from webapp.faces import enrollment, services
@@ -278,7 +279,15 @@ class FacesView(CompreFaceView):
 
     @compat_schema
     def delete(self, request: Request) -> Response:
+        if not request.query_params.get("subject"):
+            _admin_only(request, "Deleting every example of every subject")
         return Response({"deleted": enrollment.delete_faces(examples(request))})
+
+
+def _admin_only(request: Request, what: str) -> None:
+    """Bulk deletes of the whole gallery need the admin role (one call empties it)."""
+    if not user_is_admin(request.user):
+        raise FaceError("forbidden", f"{what} needs the admin role.", status=403)
 
 
 def examples(request: Request) -> QuerySet[Face]:
@@ -342,6 +351,7 @@ class SubjectsView(CompreFaceView):
 
     @compat_schema
     def delete(self, request: Request) -> Response:
+        _admin_only(request, "Deleting every subject")
         with transaction.atomic():
             everyone = list(enrollment.subjects())
             for subject in everyone:

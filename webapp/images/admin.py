@@ -12,6 +12,7 @@ from collections import defaultdict
 from typing import Any, cast
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
@@ -23,6 +24,7 @@ from django.utils.safestring import SafeString
 
 from training.splits import SPLIT_SCHEME
 from webapp.accounts.models import User, signed_in_user
+from webapp.accounts.permissions import user_is_admin
 from webapp.api.ids import is_id
 from webapp.images.models import (
     Box,
@@ -74,6 +76,11 @@ class KeepsHistoryOnDelete(admin.ModelAdmin):  # type: ignore[type-arg]
 # ---------------------------------------------------------------------------- datasets
 
 
+def _is_system(dataset: Any) -> bool:
+    """A dataset the workbench itself relies on (the face gallery, FACES_GALLERY_DATASET)."""
+    return dataset is not None and dataset.name == settings.FACES_GALLERY_DATASET
+
+
 @admin.register(Dataset)
 class DatasetAdmin(KeepsHistoryOnDelete):
     list_display = ("name", "task", "target_source", "n_images", "n_classes", "created_at")
@@ -84,6 +91,17 @@ class DatasetAdmin(KeepsHistoryOnDelete):
 
     class Media:
         css = ADMIN_CSS
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # The face gallery is found by its name and must stay a faces dataset: renaming it
+        # emptied recognition, a new task broke every face endpoint.
+        fields = tuple(super().get_readonly_fields(request, obj))
+        return (*fields, "name", "task") if _is_system(obj) else fields
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if _is_system(obj) and not user_is_admin(request.user):
+            return False
+        return super().has_delete_permission(request, obj)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Dataset]:
         return cast(
