@@ -36,3 +36,11 @@ def test_ids_in_queries_that_are_not_ids(labeler_api, client, labeler, dataset, 
     assert labeler_api.get(f"/api/v1/models/?dataset={raw}").status_code == 200
     client.force_login(labeler)
     assert client.get(f"/?dataset={raw}").status_code == 200
+
+
+@pytest.mark.parametrize("name", ["Ann\x00", "Bob\x07"])
+def test_control_characters_in_a_compreface_subject(labeler_api, name):
+    created = labeler_api.post("/api/v1/recognition/subjects", {"subject": name}, format="json")
+    assert created.status_code == 400 and "control characters" in created.json()["message"]
+    looked_up = labeler_api.delete(f"/api/v1/recognition/subjects/{name}")
+    assert looked_up.status_code == 400

@@ -153,7 +153,7 @@ def cf_box(box: dict[str, float], score: float) -> dict[str, Any]:
 
 
 def gallery_subject(name: str) -> Subject:
-    return enrollment.get_subject(name=" ".join(name.split()))
+    return enrollment.get_subject(name=enrollment.clean_name(name))
 
 
 # ---------------------------------------------------------------------------- verification

@@ -48,8 +48,12 @@ def get_subject(*, pk: int | None = None, name: str | None = None) -> Subject:
     return found
 
 
-def _clean_name(name: str) -> str:
+def clean_name(name: str) -> str:
     cleaned = " ".join(str(name).split())
+    if any(ord(c) < 32 or ord(c) == 127 for c in cleaned):  # NUL: PostgreSQL refuses it
+        raise FaceError(
+            "invalid", "name: control characters are not allowed.", details={"field": "name"}
+        )
     if not cleaned:
         raise FaceError(
             "invalid", "name: a subject needs a non-empty name.", details={"field": "name"}
@@ -61,7 +65,7 @@ def _clean_name(name: str) -> str:
 
 def create_subject(name: str, user: User | None = None) -> Subject:
     """A new gallery subject, or FaceError ``duplicate_subject`` (409)."""
-    cleaned = _clean_name(name)
+    cleaned = clean_name(name)
     try:
         with transaction.atomic():
             subject = Subject.objects.create(
@@ -76,7 +80,7 @@ def create_subject(name: str, user: User | None = None) -> Subject:
 
 def rename_subject(subject: Subject, new_name: str, *, merge: bool = False) -> Subject:
     """Rename; with ``merge`` an existing subject of that name takes over the faces."""
-    cleaned = _clean_name(new_name)
+    cleaned = clean_name(new_name)
     with transaction.atomic():
         other = (
             Subject.objects.select_for_update()
