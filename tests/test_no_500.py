@@ -44,3 +44,23 @@ def test_control_characters_in_a_compreface_subject(labeler_api, name):
     assert created.status_code == 400 and "control characters" in created.json()["message"]
     looked_up = labeler_api.delete(f"/api/v1/recognition/subjects/{name}")
     assert looked_up.status_code == 400
+
+
+def test_two_files_under_one_field_are_refused(labeler_api, dataset, tiny_detector):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests.images import jpeg_bytes
+    from webapp.images.models import Image
+
+    files = [SimpleUploadedFile(f"{n}.jpg", jpeg_bytes(seed=n)) for n in (1, 2)]
+    response = labeler_api.post(
+        "/api/v1/images/", {"file": files, "dataset": dataset.pk}, format="multipart"
+    )
+    assert response.status_code == 400 and response.json()["error"]["code"] == "too_many_files"
+    assert not Image.objects.exists()
+    detect = labeler_api.post(
+        "/api/v1/detect/?wait=0",
+        {"image": [SimpleUploadedFile(f"{n}.jpg", jpeg_bytes(seed=n)) for n in (1, 2)]},
+        format="multipart",
+    )
+    assert detect.status_code == 400

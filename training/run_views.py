@@ -22,6 +22,7 @@ from webapp.accounts.models import signed_in_user
 from webapp.api.errors import ApiError
 from webapp.api.ids import is_id
 from webapp.api.schema import error_responses
+from webapp.images import uploads
 from webapp.images.models import Dataset
 
 MAX_ID = 2**63 - 1
@@ -163,7 +164,10 @@ class BackbonesView(APIView):
         responses={201: OpenApiTypes.OBJECT, **error_responses(400, 401, 403, 413)},
     )
     def post(self, request: Request) -> Response:
-        return Response(store_backbone(request.FILES.get("file")), status=status.HTTP_201_CREATED)
+        return Response(
+            store_backbone(uploads.single_file(request.FILES, "file")),
+            status=status.HTTP_201_CREATED,
+        )
 
 
 def _run(pk: int) -> TrainingRun:

@@ -67,6 +67,7 @@ class ImageViewSet(
     @extend_schema(request=ImageUploadSerializer, responses={201: ImageSerializer})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         dataset = _dataset_from(request.data.get("dataset"))
+        uploads.single_file(request.FILES, "file")
         upload = ImageUploadSerializer(data=request.data)
         upload.is_valid(raise_exception=True)
         uploaded = upload.validated_data["file"]

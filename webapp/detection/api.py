@@ -197,7 +197,7 @@ class DeepStackDetectionView(APIView):
     @waiting_schema(DeepStackRequest, (400, 401, 413, 503, 504), tags=["deepstack"])
     def post(self, request: Request) -> Response:
         wait_s = parse_wait(request)
-        upload = request.FILES.get("image")
+        upload = uploads.single_file(request.FILES, "image")
         if upload is None:
             raise ApiError("invalid", "No `image` file in the request.")
         min_confidence = _deepstack_confidence(request.POST.get("min_confidence", ""))

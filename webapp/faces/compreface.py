@@ -53,6 +53,7 @@ from webapp.faces.api import (
 )
 from webapp.faces.models import Face, Subject
 from webapp.faces.services import FaceError, UploadedImage
+from webapp.images import uploads
 from webapp.jobs.models import JobStatus
 from webapp.jobs.waiting import job_failure, parse_wait, required_result
 
@@ -104,7 +105,7 @@ def missing(field: str, what: str = "a request parameter") -> ApiError:
 
 def image_field(request: Request, field: str) -> UploadedImage:
     """A multipart file, or a base64 string in a JSON body, under ``field``."""
-    uploaded = request.FILES.get(field)
+    uploaded = uploads.single_file(request.FILES, field)
     if uploaded is not None:
         return read_upload(uploaded, field)
     encoded = request.data.get(field) if hasattr(request.data, "get") else None

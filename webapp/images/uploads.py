@@ -146,3 +146,17 @@ def sweep_stale_uploads(now: float | None = None) -> int:
     for path in stale:
         path.unlink(missing_ok=True)
     return len(stale)
+
+
+def single_file(files: Any, field: str) -> Any:
+    """The one file sent as ``field``, None if none; two or more under one field name are
+    refused (400) rather than all but one silently dropped."""
+    sent = files.getlist(field)
+    if len(sent) > 1:
+        raise JobError(
+            f"{field}: {len(sent)} files were sent under one field; send one.",
+            code="too_many_files",
+            status=400,
+            details={"field": field},
+        )
+    return sent[0] if sent else None

@@ -30,6 +30,7 @@ from webapp.accounts.permissions import user_can_edit
 from webapp.api.errors import ApiError
 from webapp.api.schema import error_responses
 from webapp.api.serializers import JobSerializer
+from webapp.images import uploads
 from webapp.images.models import Dataset
 from webapp.jobs.errors import JobError
 from webapp.labeling.exporters import (
@@ -73,7 +74,7 @@ class DatasetImportView(APIView):
         dataset = _dataset(dataset_id)
         job = start_import(
             dataset,
-            request.FILES.get("file"),
+            uploads.single_file(request.FILES, "file"),
             fmt=str(request.data.get("format", "")),
             source=str(request.data.get("source") or "web"),
             user=signed_in_user(request.user),
@@ -137,7 +138,7 @@ def import_page(request: HttpRequest, dataset_id: int) -> HttpResponse:
     if not user_can_edit(request.user):
         messages.error(request, "Your role (viewer) cannot import data.")
         return redirect(dataset)
-    uploaded = request.FILES.get("file")
+    uploaded = uploads.single_file(request.FILES, "file")
     try:
         job = start_import(
             dataset,
