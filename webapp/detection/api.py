@@ -124,6 +124,8 @@ class DetectView(APIView):
     )
     def post(self, request: Request) -> Response:
         wait_s = parse_wait(request)
+        if hasattr(request.FILES, "getlist"):
+            uploads.single_file(request.FILES, "image")
         payload = DetectRequest(data=_with_query(request, ("model_version", "dataset")))
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
