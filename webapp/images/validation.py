@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
+from webapp.images.trailing import without_trailing
+
 # Formats browsers can show are stored as uploaded; the rest are converted to PNG.
 STORED_AS_IS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp"}
 CONVERTED = {"BMP", "TIFF", "GIF", "PPM", "MPO"}
@@ -113,7 +115,10 @@ def _has_orientation(image: PILImage.Image) -> bool:
 
 def _stored_bytes(data: bytes, image: PILImage.Image, fmt: str, rotated: bool) -> tuple[bytes, str]:
     if fmt in STORED_AS_IS and not rotated:
-        return data, STORED_AS_IS[fmt]
+        # Stored as sent, less anything appended after the image's end (else re-encoded).
+        own = without_trailing(data, fmt)
+        if own is not None:
+            return own, STORED_AS_IS[fmt]
     buffer = io.BytesIO()
     if fmt == "JPEG":
         # EXIF rotation applied: re-encode once at high quality so boxes match the pixels.
