@@ -41,7 +41,7 @@ def _post(client: Client, path: str, length: int, **headers: str):
     ("path", "length", "status", "code"),
     [
         ("/v1/vision/detection", 400 * MB, 401, "not_authenticated"),  # DeepStack: one image
-        ("/v1/vision/detection", 2000 * MB, 413, "request_too_large"),
+        ("/v1/vision/detection", 3000 * MB, 413, "request_too_large"),  # over the 2 GB cap
         ("/api/v1/images/", 1 * MB, 401, "not_authenticated"),
         ("/api/v1/detect/", 10, 401, "not_authenticated"),
         ("/login/", 309 * MB, 401, "not_authenticated"),  # a login form is a few hundred bytes

@@ -78,3 +78,36 @@ def test_a_media_folder_is_no_file(client, viewer):
     client.force_login(viewer)
     assert client.get("/media/images/ab").status_code == 404
     assert client.get("/media/images/ab/").status_code == 404
+
+
+def test_dataset_pages_list_only_the_jobs_one_may_see(client, viewer, labeler, admin_user):
+    from webapp.images.models import Dataset
+    from webapp.jobs.models import Job
+
+    dataset = Dataset.objects.create(name="shared")
+    theirs = Job.objects.create(kind="image_stats", user=labeler, dataset=dataset)
+    mine = Job.objects.create(kind="image_stats", user=viewer, dataset=dataset)
+    client.force_login(viewer)
+    page = client.get(f"/datasets/{dataset.pk}/").content.decode()
+    assert f"/jobs/{mine.pk}/" in page and f"/jobs/{theirs.pk}/" not in page
+    client.force_login(admin_user)
+    page = client.get(f"/datasets/{dataset.pk}/").content.decode()
+    assert f"/jobs/{theirs.pk}/" in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_files_of_a_deleted_dataset_go_unless_another_holds_them(labeler):
+    from tests.images import jpeg_bytes
+    from webapp.images.ingest import ingest_image
+    from webapp.images.models import Dataset
+
+    first, second = Dataset.objects.create(name="a"), Dataset.objects.create(name="b")
+    shared = ingest_image(jpeg_bytes(seed=1), dataset=first, user=labeler)
+    ingest_image(jpeg_bytes(seed=1), dataset=second, user=labeler)  # the same photo
+    alone = ingest_image(jpeg_bytes(seed=2), dataset=first, user=labeler)
+    first.delete()
+    assert default_storage.exists(shared.file.name)  # "b" still holds it
+    assert not default_storage.exists(alone.file.name)
+    assert not default_storage.exists(alone.thumbnail.name)
+    second.delete()
+    assert not default_storage.exists(shared.file.name)

@@ -8,4 +8,4 @@ class ImagesConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the image-statistics job handler with the job registry.
-        from webapp.images import jobs  # noqa: F401
+        from webapp.images import cleanup, jobs  # noqa: F401

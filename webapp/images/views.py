@@ -29,6 +29,7 @@ from webapp.detection.services import (
 from webapp.images.models import BoxOrigin, Dataset, Image, ImageStatus
 from webapp.jobs.models import JobKind
 from webapp.jobs.services import start_job
+from webapp.jobs.views import visible_jobs
 
 GALLERY_PAGE_SIZE = 48
 # The lowest confidence "Run detection" stores for the review page to filter.
@@ -203,7 +204,7 @@ def dataset_detail(request: HttpRequest, dataset_id: int) -> HttpResponse:
             "dataset": dataset,
             "image_count": dataset.images.count(),
             "by_source": by_source,
-            "jobs": dataset.jobs.all()[:10],
+            "jobs": visible_jobs(request).filter(dataset=dataset)[:10],
             "can_edit": user_can_edit(request.user),
         },
     )

@@ -16,14 +16,15 @@ from webapp.jobs.services import cancel_job
 from webapp.jobs.summaries import summarise
 
 
-def _visible_jobs(request: HttpRequest) -> QuerySet[Job]:
+def visible_jobs(request: HttpRequest) -> QuerySet[Job]:
+    """The jobs a user may see: all for admins, else their own (as the jobs API)."""
     jobs = Job.objects.select_related("dataset", "user")
     return jobs if user_is_admin(request.user) else jobs.filter(user=signed_in_user(request.user))
 
 
 @require_GET
 def job_list(request: HttpRequest) -> HttpResponse:
-    page = Paginator(_visible_jobs(request), 50).get_page(request.GET.get("page"))
+    page = Paginator(visible_jobs(request), 50).get_page(request.GET.get("page"))
     return render(request, "jobs/list.html", {"page": page})
 
 
@@ -33,7 +34,7 @@ RAW_RESULT_CHARS = 20_000
 
 @require_GET
 def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
-    job = get_object_or_404(_visible_jobs(request), pk=job_id)
+    job = get_object_or_404(visible_jobs(request), pk=job_id)
     raw = json.dumps(job.result, indent=2, ensure_ascii=False) if job.result else ""
     return render(
         request,
@@ -50,7 +51,7 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
 
 @require_POST
 def job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
-    job = get_object_or_404(_visible_jobs(request), pk=job_id)
+    job = get_object_or_404(visible_jobs(request), pk=job_id)
     if not user_can_edit(request.user):
         messages.error(request, "Your role (viewer) cannot cancel jobs.")
     elif cancel_job(job):
