@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "webapp.faces",
     "webapp.labeling",
     "webapp.analysis",
+    "webapp.ops",
     "training",
 ]
 
