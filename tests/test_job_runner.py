@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 
 from tests.images import jpeg_bytes, png_bytes
 from webapp.images.ingest import ingest_image
+from webapp.jobs.logs import JobIdFilter
 from webapp.jobs.models import Job, JobStatus
+from webapp.jobs.registry import register
 from webapp.jobs.runner import JobCancelled, JobContext, execute_job
 
 pytestmark = pytest.mark.django_db
@@ -162,3 +166,32 @@ def test_the_heartbeat_thread_keeps_a_long_job_alive(labeler, settings):
     beats = Job.objects.get(pk=job.pk).heartbeat_at
     assert beats is not None and (job.created_at < beats)
     assert registry.get_job_type("image_stats") is not None
+
+
+@register("test_logs", uses_model=False)
+def _logging_job(ctx: JobContext) -> dict[str, int]:
+    logging.getLogger("tests.some_library").warning("from inside the job")
+    return {"ok": 1}
+
+
+def test_every_log_line_of_a_job_names_it(labeler):
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(f"job={getattr(record, 'job', '?')} {record.getMessage()}")
+
+    keep = Keep()
+    keep.addFilter(JobIdFilter())
+    root = logging.getLogger()
+    root.addHandler(keep)
+    try:
+        job = Job.objects.create(kind="test_logs", user=labeler)
+        logging.getLogger("tests").warning("before")
+        execute_job(job.pk)
+        logging.getLogger("tests").warning("after")
+    finally:
+        root.removeHandler(keep)
+    job.refresh_from_db()
+    assert job.status == JobStatus.DONE
+    assert seen == ["job=- before", f"job={job.pk} from inside the job", "job=- after"]

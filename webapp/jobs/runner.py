@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from webapp.images.uploads import remove_stashed
 from webapp.jobs.errors import JobError
+from webapp.jobs.logs import job_context
 from webapp.jobs.models import Job, JobStatus
 from webapp.jobs.registry import get_job_type
 
@@ -146,6 +147,11 @@ def _finish(job: Job, status: str, *, result: Any = None, error: str = "") -> No
 
 
 def execute_job(job_id: int) -> None:
+    with job_context(job_id):  # every log line of the job names it
+        _execute(job_id)
+
+
+def _execute(job_id: int) -> None:
     job = _claim(job_id)
     if job is None:
         return
