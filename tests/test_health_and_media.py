@@ -111,3 +111,31 @@ def test_files_of_a_deleted_dataset_go_unless_another_holds_them(labeler):
     assert not default_storage.exists(alone.thumbnail.name)
     second.delete()
     assert not default_storage.exists(shared.file.name)
+
+
+def test_the_status_page_shows_orphans_and_failures_to_admins(client, labeler, admin_user):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from webapp.jobs.models import Job
+
+    dead = Job.objects.create(
+        kind="train", user=labeler, status="running",
+        heartbeat_at=timezone.now() - timedelta(hours=1), started_at=timezone.now(),
+    )  # fmt: skip
+    unsent = Job.objects.create(kind="detect", user=labeler, status="queued", task_id="")
+    failed = Job.objects.create(
+        kind="evaluate", user=labeler, status="failed", error="Disk full",
+        finished_at=timezone.now(),
+    )  # fmt: skip
+    client.force_login(labeler)
+    assert client.get("/ops/status/").status_code == 403
+    client.force_login(admin_user)
+    page = client.get("/ops/status/").content.decode()
+    orphans = page[page.index('id="orphaned"') : page.index('id="failures"')]
+    assert f"/jobs/{dead.pk}/" in orphans and "heartbeat stopped" in orphans
+    assert f"/jobs/{unsent.pk}/" in orphans and "never sent" in orphans
+    assert "Disk full" in page[page.index('id="failures"') :] and f"/jobs/{failed.pk}/" in page
+    assert 'id="queues"' in page and 'id="workers"' in page
+    assert 'href="/ops/status/"' in page  # in the nav, for admins

@@ -7,10 +7,12 @@ from webapp.accounts import views as account_views
 from webapp.detection.api import DeepStackDetectionView
 from webapp.images import views as image_views
 from webapp.jobs import views as job_views
+from webapp.ops import status as ops_status
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("ops/status/", ops_status.status_page, name="ops-status"),
     path("", image_views.gallery, name="gallery"),
     path("upload/", image_views.upload_page, name="upload"),
     path("images/<int:image_id>/", image_views.image_detail, name="image-detail"),
