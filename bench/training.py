@@ -67,11 +67,14 @@ def create_database() -> None:
         c.execute(f"CREATE DATABASE {DATABASE}")
 
 
-def start_workers(count: int, threads: int, env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
+def start_workers(
+    count: int, threads: int, env: dict[str, str], logs: Path = WORK
+) -> list[subprocess.Popen[bytes]]:
+    """``count`` Celery worker processes of one thread pool each, on the env's queues."""
     workers = []
     for n in range(count):
         worker_env = {**env, "OMP_NUM_THREADS": str(threads), "TORCH_NUM_THREADS": str(threads)}
-        log_file = (WORK / f"worker-{count}-{n}.log").open("wb")
+        log_file = (logs / f"worker-{count}-{n}.log").open("wb")
         workers.append(
             subprocess.Popen(
                 [

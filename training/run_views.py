@@ -3,7 +3,7 @@ roll back). Thin views over :mod:`training.runs` and :mod:`training.registry`.""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
@@ -170,11 +170,18 @@ class BackbonesView(APIView):
         )
 
 
-def _run(pk: int) -> TrainingRun:
-    found = TrainingRun.objects.select_related("model_version").filter(pk=pk).first()
+def _one(rows: QuerySet[Any], pk: int, what: str) -> Any:
+    """The row ``pk`` or a 404 naming what was asked for."""
+    found = rows.filter(pk=pk).first()
     if found is None:
-        raise ApiError("not_found", f"No training run {pk}.", status_code=404)
+        raise ApiError("not_found", f"No {what} {pk}.", status_code=404)
     return found
+
+
+def _run(pk: int) -> TrainingRun:
+    return cast(
+        TrainingRun, _one(TrainingRun.objects.select_related("model_version"), pk, "training run")
+    )
 
 
 class RunView(APIView):
@@ -228,10 +235,9 @@ class ModelsView(APIView):
 
 
 def _version(pk: int) -> ModelVersion:
-    found = ModelVersion.objects.select_related("dataset").filter(pk=pk).first()
-    if found is None:
-        raise ApiError("not_found", f"No model version {pk}.", status_code=404)
-    return found
+    return cast(
+        ModelVersion, _one(ModelVersion.objects.select_related("dataset"), pk, "model version")
+    )
 
 
 class ModelView(APIView):
