@@ -77,3 +77,20 @@ def test_stale_stashes_are_swept(settings):
     os.utime(old, (two_hours_ago, two_hours_ago))
     assert uploads.sweep_stale_uploads() == 1
     assert not old.exists() and new.exists()
+
+
+def test_a_stash_removed_while_sweeping_is_no_error(settings, monkeypatch):
+    import pathlib
+
+    folder = pathlib.Path(settings.MEDIA_ROOT) / uploads.STASH_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "gone.upload").write_bytes(b"x")
+    real_stat = pathlib.Path.stat
+
+    def vanishing(self, *args, **kwargs):
+        if self.name == "gone.upload":  # a worker removed it between listing and stat
+            raise FileNotFoundError(self)
+        return real_stat(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "stat", vanishing)
+    assert uploads.sweep_stale_uploads() == 0

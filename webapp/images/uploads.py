@@ -27,6 +27,8 @@ from webapp.jobs.errors import JobError
 SIZE_CODES = frozenset({"file_too_large", "too_many_pixels"})
 STASH_FOLDER = "tmp"
 STASH_MAX_AGE_S = 3600.0
+SWEEP_EVERY_S = 60.0
+_last_sweep = -SWEEP_EVERY_S
 
 
 class UploadedFile(Protocol):
@@ -82,7 +84,10 @@ def stash(
 
     The entry is ``{"stash": storage name, "name": the client's file name, "field"}``.
     """
-    sweep_stale_uploads()
+    global _last_sweep
+    if time.monotonic() - _last_sweep > SWEEP_EVERY_S:  # not a folder listing per request
+        _last_sweep = time.monotonic()
+        sweep_stale_uploads()
     stored = default_storage.save(
         f"{STASH_FOLDER}/{uuid.uuid4().hex}{suffix or '.upload'}", ContentFile(content)
     )
@@ -137,15 +142,24 @@ def public_params(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def sweep_stale_uploads(now: float | None = None) -> int:
-    """Delete stashes older than an hour (their job was cancelled or never ran)."""
+    """Delete stashes older than an hour (their job was cancelled or never ran).
+
+    Workers remove stashes as their jobs end, so a file listed here may be gone a moment
+    later: that is no error (under load it was a 500 on the request that swept).
+    """
     folder = Path(settings.MEDIA_ROOT) / STASH_FOLDER
     if not folder.is_dir():
         return 0
     cutoff = (now or time.time()) - STASH_MAX_AGE_S
-    stale = [p for p in folder.iterdir() if p.is_file() and p.stat().st_mtime < cutoff]
-    for path in stale:
-        path.unlink(missing_ok=True)
-    return len(stale)
+    removed = 0
+    for path in folder.iterdir():
+        try:
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink(missing_ok=True)
+                removed += 1
+        except FileNotFoundError:
+            continue
+    return removed
 
 
 def single_file(files: Any, field: str) -> Any:

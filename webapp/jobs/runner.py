@@ -19,6 +19,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from webapp.images.uploads import remove_stashed
+from webapp.jobs import notify
 from webapp.jobs.errors import JobError
 from webapp.jobs.logs import job_context
 from webapp.jobs.models import Job, JobStatus
@@ -144,6 +145,7 @@ def _finish(job: Job, status: str, *, result: Any = None, error: str = "") -> No
         if error:
             fields["message"] = error[:500]
     Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(**fields)
+    notify.job_finished(job.pk)  # a request waiting for it answers now
 
 
 def execute_job(job_id: int) -> None:

@@ -73,6 +73,10 @@ def _run_in_thread(job_id: int) -> None:
 def cancel_job(job: Job) -> bool:
     was_queued = job.status == JobStatus.QUEUED
     cancelled = job.cancel()
+    if cancelled:
+        from webapp.jobs import notify
+
+        notify.job_finished(job.pk)
     if cancelled and was_queued and job.task_id and not settings.JOBS_IN_PROCESS:
         # The runner would skip it anyway (the claim needs QUEUED/RUNNING); revoking just
         # saves the worker a wake-up.

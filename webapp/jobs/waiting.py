@@ -23,6 +23,7 @@ from rest_framework.response import Response
 
 from webapp.api.errors import ApiError
 from webapp.api.serializers import JobSerializer
+from webapp.jobs import notify
 from webapp.jobs.errors import JobError
 from webapp.jobs.models import Job, JobStatus
 
@@ -55,16 +56,26 @@ def parse_wait(request: Request, default: float = MAX_WAIT_S) -> float:
 
 
 def wait_for_job(job: Job, wait_s: float) -> Job:
-    """The job, re-read until it is no longer queued or running or ``wait_s`` has passed."""
+    """The job, re-read until it is no longer queued or running or ``wait_s`` has passed.
+
+    The worker publishes when the job ends (``webapp.jobs.notify``): the wait wakes at once.
+    Between messages it re-reads the row with a backoff, so a lost message, or Redis down,
+    costs at most the poll interval, never the answer.
+    """
     deadline = time.monotonic() + min(max(wait_s, 0.0), MAX_WAIT_S)
     pause = _FIRST_POLL_S
-    while True:
+    if deadline <= time.monotonic():
         job.refresh_from_db()
-        left = deadline - time.monotonic()
-        if not job.is_active or left <= 0:
-            return job
-        time.sleep(min(pause, left))
-        pause = min(pause * 2, _LONGEST_POLL_S)
+        return job
+    with notify.listening(job.pk) as pubsub:  # subscribed before the first read: no race
+        while True:
+            job.refresh_from_db()
+            left = deadline - time.monotonic()
+            if not job.is_active or left <= 0:
+                return job
+            if not notify.wait_message(pubsub, min(pause, left)):
+                time.sleep(0 if pubsub is not None else min(pause, left))
+            pause = min(pause * 2, _LONGEST_POLL_S)
 
 
 def job_failure(job: Job) -> JobError:

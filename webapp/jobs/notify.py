@@ -1,0 +1,54 @@
+"""A finished job says so on Redis (pub/sub), so a request waiting for it answers at once
+instead of at its next poll. Best effort both ways: with Redis down the waiter polls the
+database as before, and a lost message only costs the poll interval."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import redis
+from django.conf import settings
+
+
+def _client() -> redis.Redis:
+    return redis.Redis.from_url(
+        settings.CELERY_BROKER_URL, socket_timeout=1.0, socket_connect_timeout=0.5
+    )
+
+
+def channel(job_id: int) -> str:
+    return f"{settings.THROTTLE_PREFIX}:job-finished:{job_id}"
+
+
+def job_finished(job_id: int) -> None:
+    with contextlib.suppress(redis.RedisError):
+        _client().publish(channel(job_id), "1")
+
+
+@contextlib.contextmanager
+def listening(job_id: int) -> Iterator[Any]:
+    """A subscription to the job's channel (None when Redis does not answer)."""
+    pubsub = None
+    try:
+        pubsub = _client().pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        pubsub.subscribe(channel(job_id))
+    except redis.RedisError:
+        pubsub = None
+    try:
+        yield pubsub
+    finally:
+        if pubsub is not None:
+            with contextlib.suppress(redis.RedisError):
+                pubsub.close()
+
+
+def wait_message(pubsub: Any, timeout: float) -> bool:
+    """True when the job's message came within ``timeout`` seconds."""
+    if pubsub is None:
+        return False
+    try:
+        return pubsub.get_message(timeout=timeout) is not None
+    except redis.RedisError:
+        return False
