@@ -64,3 +64,40 @@ def test_two_files_under_one_field_are_refused(labeler_api, dataset, tiny_detect
         format="multipart",
     )
     assert detect.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("post", "/api/v1/jobs/"), ("post", "/api/v1/detect/"), ("post", "/api/v1/training/runs/")],
+)
+def test_a_json_body_that_is_not_an_object(labeler_api, method, path):
+    response = getattr(labeler_api, method)(path, "[null, null]", content_type="application/json")
+    assert response.status_code == 400
+    assert "must be a JSON object" in response.json()["error"]["message"]
+
+
+def test_a_class_patch_with_a_list_body(labeler_api, dataset):
+    from webapp.images.models import LabelClass
+
+    cls = LabelClass.objects.create(dataset=dataset, name="RBC", color="#e6194b")
+    response = labeler_api.patch(
+        f"/api/v1/classes/{cls.pk}/", "[null, null]", content_type="application/json"
+    )
+    assert response.status_code == 400 and LabelClass.objects.get(pk=cls.pk).name == "RBC"
+
+
+def test_answer_only_routes_refuse_wait_zero_before_anything(labeler_api, tiny_detector):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests.images import jpeg_bytes
+    from webapp.jobs.models import Job
+
+    response = labeler_api.post(
+        "/v1/vision/detection?wait=0",
+        {"image": SimpleUploadedFile("a.jpg", jpeg_bytes())},
+        format="multipart",
+    )
+    assert (
+        response.status_code == 400 and "answers only with the result" in response.json()["error"]
+    )
+    assert not Job.objects.exists()

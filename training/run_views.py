@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -21,6 +21,7 @@ from training.run_config import RunConfig, RunConfigError
 from webapp.accounts.models import signed_in_user
 from webapp.api.errors import ApiError
 from webapp.api.ids import is_id
+from webapp.api.parsers import JSONParser
 from webapp.api.schema import error_responses
 from webapp.images import uploads
 from webapp.images.models import Dataset

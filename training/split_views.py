@@ -15,7 +15,6 @@ from django.core.exceptions import ValidationError
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -23,6 +22,7 @@ from rest_framework.views import APIView
 from training.split_service import SplitRequest, build_splits, split_report
 from training.splits import SizeRequest
 from webapp.api.errors import ApiError
+from webapp.api.parsers import JSONParser
 from webapp.api.schema import error_responses
 from webapp.images.models import Dataset, slug_validator
 

@@ -15,7 +15,7 @@ from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -25,6 +25,7 @@ from webapp.accounts.models import signed_in_user
 from webapp.analysis import sheet
 from webapp.analysis.models import ErrorTag, Evaluation
 from webapp.analysis.sheet import SheetError
+from webapp.api.parsers import JSONParser
 from webapp.api.schema import error_responses
 from webapp.images.models import Dataset
 

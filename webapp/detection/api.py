@@ -20,7 +20,7 @@ from typing import Any
 from django.http import QueryDict
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -28,6 +28,7 @@ from rest_framework.views import APIView
 from webapp.accounts.authentication import ApiTokenAuthentication, authenticate_throttled
 from webapp.accounts.models import ApiToken, User, signed_in_user
 from webapp.api.errors import ApiError
+from webapp.api.parsers import JSONParser
 from webapp.api.schema import waiting_schema
 from webapp.detection.services import resolve_version
 from webapp.images import uploads
@@ -198,7 +199,7 @@ class DeepStackDetectionView(APIView):
 
     @waiting_schema(DeepStackRequest, (400, 401, 413, 503, 504), tags=["deepstack"])
     def post(self, request: Request) -> Response:
-        wait_s = parse_wait(request)
+        wait_s = parse_wait(request, answer_only=True)
         upload = uploads.single_file(request.FILES, "image")
         if upload is None:
             raise ApiError("invalid", "No `image` file in the request.")

@@ -18,7 +18,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
@@ -27,6 +27,7 @@ from rest_framework.views import APIView
 from webapp.accounts.models import signed_in_user
 from webapp.accounts.permissions import RolePermission
 from webapp.api.errors import ApiError
+from webapp.api.parsers import JSONParser
 from webapp.api.schema import waiting_schema
 from webapp.api.serializers import JobSerializer
 from webapp.faces import enrollment, services

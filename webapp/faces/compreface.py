@@ -34,7 +34,7 @@ from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -43,6 +43,7 @@ from webapp.accounts.models import signed_in_user
 from webapp.accounts.permissions import user_is_admin
 from webapp.api.errors import ApiError
 from webapp.api.ids import is_id
+from webapp.api.parsers import JSONParser
 from webapp.faces import enrollment, services
 from webapp.faces.api import (
     FacesPermission,
@@ -171,7 +172,7 @@ class VerificationView(CompreFaceView):
         min_score = query_number(request, "det_prob_threshold", 0.0, low=0.0, high=1.0)
         source = image_field(request, "source_image")
         target = image_field(request, "target_image")
-        job = start_verification(request, source, target, {}, parse_wait(request))
+        job = start_verification(request, source, target, {}, parse_wait(request, answer_only=True))
         result = required_result(job)
         source = result["source_face"]
         matches = [m for m in result["matches"] if m["score"] >= min_score]
@@ -210,7 +211,7 @@ class RecognizeView(CompreFaceView):
             "detect_faces": True,
         }
         upload = image_field(request, "file")
-        job = start_recognition(request, upload, options, parse_wait(request))
+        job = start_recognition(request, upload, options, parse_wait(request, answer_only=True))
         faces = required_result(job)["faces"]
         return Response(
             {
@@ -240,11 +241,10 @@ class FacesView(CompreFaceView):
         if not name.strip():
             raise missing("subject", "a query parameter")
         upload = image_field(request, "file")
+        wait_s = parse_wait(request, answer_only=True)  # checked before the subject is made
         subject, created = subject_for_enrollment(request, name)
         try:
-            job = start_enrollment(
-                request, subject, [upload], {"detect_faces": True}, parse_wait(request)
-            )
+            job = start_enrollment(request, subject, [upload], {"detect_faces": True}, wait_s)
             if job.status != JobStatus.DONE and not job.is_active:
                 raise job_failure(job)
         except Exception:

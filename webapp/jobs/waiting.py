@@ -35,11 +35,14 @@ _FIRST_POLL_S = 0.02
 _LONGEST_POLL_S = 0.25
 
 
-def parse_wait(request: Request, default: float = MAX_WAIT_S) -> float:
+def parse_wait(
+    request: Request, default: float = MAX_WAIT_S, *, answer_only: bool = False
+) -> float:
     """``?wait=SECONDS`` (0 = answer with the job at once), capped at :data:`MAX_WAIT_S`.
 
     Call it before starting the job: a bad value must refuse the request before anything
-    happens.
+    happens. ``answer_only``: the route answers with the result or an error, never with
+    the job (DeepStack, CompreFace), so ``wait=0`` cannot be met and is refused.
     """
     raw = request.query_params.get("wait")
     if raw is None or raw == "":
@@ -48,9 +51,12 @@ def parse_wait(request: Request, default: float = MAX_WAIT_S) -> float:
         value = float(raw)
     except ValueError:
         value = math.nan
-    if not math.isfinite(value) or value < 0:
+    low = 0.0 if not answer_only else 0.001
+    if not math.isfinite(value) or value < low:
+        lowest = "0" if not answer_only else "above 0 (this route answers only with the result)"
         raise ApiError(
-            "invalid", f"wait must be a number of seconds from 0 to {MAX_WAIT_S:g}, got {raw!r}."
+            "invalid",
+            f"wait must be a number of seconds from {lowest} to {MAX_WAIT_S:g}, got {raw!r}.",
         )
     return min(value, MAX_WAIT_S)
 

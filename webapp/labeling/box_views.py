@@ -14,13 +14,13 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from webapp.accounts.models import signed_in_user
 from webapp.api.ids import is_id
+from webapp.api.parsers import JSONParser
 from webapp.api.schema import error_responses
 from webapp.api.serializers import LabelClassSerializer
 from webapp.images.models import Box, BoxOrigin, Dataset, Image, LabelClass

@@ -7,12 +7,12 @@ from typing import Any
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from webapp.accounts.models import signed_in_user
+from webapp.api.parsers import JSONParser
 from webapp.api.schema import WAIT_PARAMETER, error_responses
 from webapp.faces.models import Face, FaceLabel
 from webapp.faces.services import active_verifier
