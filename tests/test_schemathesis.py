@@ -41,7 +41,7 @@ def test_no_server_error_from_generated_requests(
          "-H", f"Authorization: Token {key}", "--checks", "not_a_server_error",
          "--max-examples", "3", "--seed", "1", "--workers", "1", "--request-timeout", "60",
          "--exclude-method", "DELETE", "--phases", "examples,fuzzing"],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,  # its cache goes there
     )  # fmt: skip
     report.write_text(run.stdout + run.stderr)
     assert run.returncode == 0, run.stdout[-6000:]
