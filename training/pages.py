@@ -20,6 +20,7 @@ from training.run_views import run_json
 from training.split_service import SplitRequest, build_splits, split_report
 from webapp.accounts.models import signed_in_user
 from webapp.accounts.permissions import user_can_edit, user_is_admin
+from webapp.api.ids import parse_id
 from webapp.images.models import Dataset, Image
 from webapp.jobs.errors import JobError
 
@@ -215,7 +216,8 @@ def models_page(request: HttpRequest) -> HttpResponse:
 @require_POST
 def promote_page(request: HttpRequest, version_id: int) -> HttpResponse:
     version = get_object_or_404(ModelVersion, pk=version_id)
-    dataset = get_object_or_404(Dataset, pk=request.POST.get("dataset") or 0)
+    # Not an id ("abc", "²", 25 digits) is no dataset: a 404, never a 500 from the query.
+    dataset = get_object_or_404(Dataset, pk=parse_id(request.POST.get("dataset")) or 0)
     if not user_is_admin(request.user):
         messages.error(request, "Only admins promote models.")
     else:

@@ -157,6 +157,9 @@ def test_the_training_pages_start_watch_and_report(client, cells, labeler, admin
         {"dataset": cells.pk, "next": "https://evil.example/"},
     )
     assert evil.status_code == 302 and evil["Location"] == "/training/models/"
+    for bad in ("abc", "²", "9" * 25):
+        promote = f"/training/models/{run.model_version_id}/promote/"
+        assert client.post(promote, {"dataset": bad}).status_code == 404
     assert Promotion.objects.get().version_id == run.model_version_id
     models = client.get("/training/models/").content.decode()
     assert run.model_version.name in models
