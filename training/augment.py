@@ -69,6 +69,22 @@ class AugmentConfig:
             ``x' = x + s * (y - H / 2)``.
         blur_p: probability of a Gaussian blur (0: off); boxes do not move.
         blur_max_sigma: blur standard deviation drawn uniformly in ``[0.1, max]`` pixels.
+        zoom_p: probability of a zoom onto one object (0: off): a window around one box,
+            sized so the box's longer side is ``zoom_min_fill..zoom_max_fill`` of the
+            window's side, is cut out; the model input then shows that object large. For
+            faces this turns a face in a crowd into a portrait-sized one.
+        zoom_min_fill, zoom_max_fill: the box's share of the window side, drawn uniformly.
+        zoom_min_px: only boxes whose longer side has at least this many pixels are zoomed
+            onto (a 6-pixel face blown up to a portrait is only blur).
+        gamma_p: probability of a gamma change ``255 * (x / 255) ** g`` (0: off), ``g``
+            drawn log-uniformly in ``[1 / gamma_max, gamma_max]`` (dark and bright photos).
+        gamma_max: see ``gamma_p`` (>= 1).
+        contrast_p: probability of a contrast change about the image mean (0: off).
+        contrast_min, contrast_max: the factor's range (1 keeps the image).
+        shade_p: probability of one-sided shading (0: off): the brightness falls linearly
+            from 1 on one side (left, right, top or bottom, drawn) to ``shade_min..shade_max``
+            on the other, as light from one side leaves the other half of a face in shadow.
+        shade_min, shade_max: the darkest side's factor range.
 
     Rotated or sheared boxes are dropped by the crop's rules (``crop_min_visible`` of their
     enclosing box inside the image, ``crop_min_size`` pixels).
@@ -89,10 +105,23 @@ class AugmentConfig:
     shear_max: float = 0.2
     blur_p: float = 0.0
     blur_max_sigma: float = 1.5
+    zoom_p: float = 0.0
+    zoom_min_fill: float = 0.3
+    zoom_max_fill: float = 0.8
+    zoom_min_px: float = 16.0
+    gamma_p: float = 0.0
+    gamma_max: float = 2.5
+    contrast_p: float = 0.0
+    contrast_min: float = 0.4
+    contrast_max: float = 1.3
+    shade_p: float = 0.0
+    shade_min: float = 0.15
+    shade_max: float = 0.7
 
     def __post_init__(self) -> None:
         probabilities = ("flip_p", "crop_p", "color_p", "grayscale_p", "crop_min_visible")
-        for name in (*probabilities, "rotate_p", "shear_p", "blur_p"):
+        photometric = ("zoom_p", "gamma_p", "contrast_p", "shade_p")
+        for name in (*probabilities, "rotate_p", "shear_p", "blur_p", *photometric):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
@@ -108,6 +137,23 @@ class AugmentConfig:
             raise ValueError(f"shear_max must be in [0, 1], got {self.shear_max}")
         if not 0.1 <= self.blur_max_sigma <= 10.0:
             raise ValueError(f"blur_max_sigma must be in [0.1, 10], got {self.blur_max_sigma}")
+        if not 0.0 < self.zoom_min_fill <= self.zoom_max_fill <= 1.0:
+            raise ValueError(
+                "zoom fills must satisfy 0 < zoom_min_fill <= zoom_max_fill <= 1, got "
+                f"{self.zoom_min_fill}, {self.zoom_max_fill}"
+            )
+        if not 1.0 <= self.gamma_max <= 10.0:
+            raise ValueError(f"gamma_max must be in [1, 10], got {self.gamma_max}")
+        if not 0.0 < self.contrast_min <= self.contrast_max <= 4.0:
+            raise ValueError(
+                "contrast range must satisfy 0 < contrast_min <= contrast_max <= 4, got "
+                f"{self.contrast_min}, {self.contrast_max}"
+            )
+        if not 0.0 <= self.shade_min <= self.shade_max <= 1.0:
+            raise ValueError(
+                "shade range must satisfy 0 <= shade_min <= shade_max <= 1, got "
+                f"{self.shade_min}, {self.shade_max}"
+            )
 
 
 def _check_sample(image: ImageArray, boxes: BoxArray, labels: LabelArray | None = None) -> None:
@@ -359,6 +405,96 @@ def blur(image: ImageArray, sigma: float) -> ImageArray:
     return np.asarray(out, dtype=np.uint8)
 
 
+def zoom_window(
+    image_size: tuple[int, int],
+    box: NDArray[np.float32],
+    fill: float,
+    offset: tuple[float, float],
+) -> tuple[int, int, int, int]:
+    """The square window (clipped to the image) in which ``box`` fills ``fill`` of the side.
+
+    Args:
+        image_size: ``(width, height)``.
+        box: ``(4,)`` xyxy pixels.
+        fill: the box's longer side divided by the window's side, in ``(0, 1]``.
+        offset: ``(u, v)`` in ``[0, 1]``: where the box sits in the window, 0 at the left or
+            top edge, 1 at the right or bottom (0.5, 0.5 centres it).
+
+    Returns:
+        ``(x0, y0, x1, y1)`` integer pixels, the box inside it whenever the image allows.
+    """
+    width, height = image_size
+    bw, bh = float(box[2] - box[0]), float(box[3] - box[1])
+    side = max(bw, bh) / fill
+    x0 = box[0] - offset[0] * (side - bw)
+    y0 = box[1] - offset[1] * (side - bh)
+    left, top = int(np.clip(np.floor(x0), 0, width - 1)), int(np.clip(np.floor(y0), 0, height - 1))
+    right = int(np.clip(np.ceil(x0 + side), left + 1, width))
+    bottom = int(np.clip(np.ceil(y0 + side), top + 1, height))
+    return left, top, right, bottom
+
+
+def random_zoom(
+    image: ImageArray,
+    boxes: BoxArray,
+    labels: LabelArray,
+    rng: np.random.Generator,
+    config: AugmentConfig,
+) -> Sample:
+    """Zoom onto one box at least ``zoom_min_px`` long (see :attr:`AugmentConfig.zoom_p`).
+
+    The other boxes follow the crop's rules (kept when ``crop_min_visible`` of them is still
+    inside). A sample without a box that large comes back unchanged.
+    """
+    if not len(boxes):
+        return image.copy(), boxes.copy(), labels.copy()
+    longer = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    candidates = np.flatnonzero(longer >= config.zoom_min_px)
+    if not len(candidates):
+        return image.copy(), boxes.copy(), labels.copy()
+    chosen = boxes[int(candidates[int(rng.integers(0, len(candidates)))])]
+    fill = float(rng.uniform(config.zoom_min_fill, config.zoom_max_fill))
+    offset = (float(rng.uniform(0.2, 0.8)), float(rng.uniform(0.2, 0.8)))
+    window = zoom_window((image.shape[1], image.shape[0]), chosen, fill, offset)
+    return crop(image, boxes, labels, window, config.crop_min_visible, config.crop_min_size)
+
+
+def adjust_gamma(image: ImageArray, gamma: float) -> ImageArray:
+    """``255 * (x / 255) ** gamma`` per pixel (``gamma < 1`` brightens, ``> 1`` darkens)."""
+    if not gamma > 0:
+        raise ValueError(f"gamma must be > 0, got {gamma}")
+    table = np.clip(np.rint(255.0 * (np.arange(256) / 255.0) ** gamma), 0, 255).astype(np.uint8)
+    out: ImageArray = table[image]
+    return out
+
+
+def adjust_contrast(image: ImageArray, factor: float) -> ImageArray:
+    """Scale every pixel's distance from the image's mean grey level by ``factor``."""
+    if not factor >= 0:
+        raise ValueError(f"contrast factor must be >= 0, got {factor}")
+    mean = float(image.mean())
+    scaled = mean + factor * (image.astype(np.float32) - mean)
+    out: ImageArray = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+    return out
+
+
+def shade(image: ImageArray, side: str, darkest: float) -> ImageArray:
+    """Darken the image linearly from factor 1 at ``side``'s opposite edge to ``darkest``
+    at ``side`` (``"left"``, ``"right"``, ``"top"`` or ``"bottom"``)."""
+    if side not in ("left", "right", "top", "bottom"):
+        raise ValueError(f"side must be left, right, top or bottom, got {side!r}")
+    if not 0.0 <= darkest <= 1.0:
+        raise ValueError(f"darkest must be in [0, 1], got {darkest}")
+    height, width = image.shape[:2]
+    n = width if side in ("left", "right") else height
+    ramp = np.linspace(darkest, 1.0, n, dtype=np.float32)  # darkest at index 0
+    if side in ("right", "bottom"):
+        ramp = ramp[::-1]
+    factor = ramp[None, :, None] if side in ("left", "right") else ramp[:, None, None]
+    out: ImageArray = np.clip(np.rint(image.astype(np.float32) * factor), 0, 255).astype(np.uint8)
+    return out
+
+
 def to_grayscale(image: ImageArray) -> ImageArray:
     """Convert an RGB image to grey, keeping three (equal) channels so models need no change.
 
@@ -375,7 +511,8 @@ def to_grayscale(image: ImageArray) -> ImageArray:
 
 
 class DetectionAugment:
-    """Random crop, mirror, rotation, shear, colour shift, grayscale and blur, in that order.
+    """Random crop or zoom, mirror, rotation, shear, colour shift, gamma, contrast, shading,
+    grayscale and blur, in that order.
 
     Cropping comes first so it works at full resolution; the colour operations come last
     because they do not move pixels. An operation whose probability is 0 draws nothing from
@@ -409,7 +546,10 @@ class DetectionAugment:
         original = image
         boxes = boxes.astype(np.float32, copy=False)
         labels = labels.astype(np.int64, copy=False)
-        if rng.random() < cfg.crop_p:
+        zoomed = cfg.zoom_p > 0 and rng.random() < cfg.zoom_p
+        if zoomed:
+            image, boxes, labels = random_zoom(image, boxes, labels, rng, cfg)
+        if rng.random() < cfg.crop_p and not zoomed:
             image, boxes, labels = random_crop(image, boxes, labels, rng, cfg)
         if rng.random() < cfg.flip_p:
             image, boxes = hflip(image, boxes)
@@ -426,6 +566,14 @@ class DetectionAugment:
         if rng.random() < cfg.color_p:
             offsets = rng.integers(-cfg.color_max_shift, cfg.color_max_shift + 1, size=3)
             image = color_shift(image, offsets)
+        if cfg.gamma_p > 0 and rng.random() < cfg.gamma_p:
+            log_max = math.log(cfg.gamma_max)
+            image = adjust_gamma(image, math.exp(float(rng.uniform(-log_max, log_max))))
+        if cfg.contrast_p > 0 and rng.random() < cfg.contrast_p:
+            image = adjust_contrast(image, float(rng.uniform(cfg.contrast_min, cfg.contrast_max)))
+        if cfg.shade_p > 0 and rng.random() < cfg.shade_p:
+            side = ("left", "right", "top", "bottom")[int(rng.integers(0, 4))]
+            image = shade(image, side, float(rng.uniform(cfg.shade_min, cfg.shade_max)))
         if rng.random() < cfg.grayscale_p:
             image = to_grayscale(image)
         if cfg.blur_p > 0 and rng.random() < cfg.blur_p:

@@ -49,6 +49,7 @@ __all__ = [
     "DEFAULT_DETECTOR_CONFIG",
     "DEFAULT_FIT_CONFIG",
     "EVAL_SCORE_THRESHOLD",
+    "FACE_AUGMENT_CONFIG",
     "DetectionDataset",
     "DetectionSample",
     "DetectorTrainingResult",
@@ -91,6 +92,16 @@ EVAL_SCORE_THRESHOLD = 0.001
 
 # The augment module's defaults: crop, mirror and colour shift, no grayscale (BCCD is colour).
 DEFAULT_AUGMENT_CONFIG = AugmentConfig()
+# For face detectors meant to work on portraits as well as crowds: zoom onto one face so a
+# face in a crowd becomes portrait-sized, and strong light changes (gamma, contrast, light
+# from one side) with a quarter of the images grey, so studio and side-lit photos work.
+FACE_AUGMENT_CONFIG = AugmentConfig(
+    zoom_p=0.35,
+    gamma_p=0.4,
+    contrast_p=0.3,
+    shade_p=0.4,
+    grayscale_p=0.25,
+)
 
 
 @dataclass(frozen=True, eq=False)

@@ -102,11 +102,14 @@ def command_line(command: str, options: Mapping[str, Any], flags: Iterable[str])
     Args:
         command: the command's name, e.g. ``"train_detector"``.
         options: parsed options; ``dataset`` comes first, then each of ``flags`` that is
-            not ``None``, as ``--flag-name value``.
+            not ``None``, as ``--flag-name value`` (``True``: the bare switch ``--flag-name``).
         flags: option dests, in the order to write them.
     """
     words = ["python", "manage.py", command, "--dataset", str(options["dataset"])]
     for flag in flags:
-        if options.get(flag) is not None:
-            words += [f"--{flag.replace('_', '-')}", str(options[flag])]
+        value = options.get(flag)
+        if value is True:
+            words.append(f"--{flag.replace('_', '-')}")
+        elif value is not None:
+            words += [f"--{flag.replace('_', '-')}", str(value)]
     return shlex.join(words)

@@ -80,3 +80,33 @@ def face_samples(dataset: Dataset, scheme: str = SPLIT_SCHEME) -> dict[str, list
             )
         )
     return dict(out)
+
+
+def whole_image_face_samples(
+    faces_dataset: Dataset, class_names: list[str], scheme: str = SPLIT_SCHEME
+) -> list[DetectionSample]:
+    """The train-split faces of ``faces_dataset`` stored as whole images (no box), each as a
+    detection sample whose one box is the whole image, for a one-class face detector.
+
+    Raises:
+        ValueError: ``faces_dataset`` is not a faces dataset, the detector has more than one
+            class, or there is no such face in its train split.
+    """
+    if faces_dataset.task != "faces":
+        raise ValueError(f"{faces_dataset.name!r} is a {faces_dataset.task} dataset, not faces")
+    if len(class_names) != 1:
+        raise ValueError(f"whole-image faces need a one-class face detector, not {class_names}")
+    train = SplitAssignment.objects.filter(
+        image__dataset=faces_dataset, scheme=scheme, split="train"
+    ).values_list("image_id", flat=True)
+    images = Image.objects.filter(
+        pk__in=train, faces__x1__isnull=True, faces__subject__isnull=False
+    ).distinct()
+    samples = []
+    for image in images.order_by("pk"):
+        path = Path(default_storage.path(str(image.file.name)))
+        box = np.array([[0.0, 0.0, float(image.width), float(image.height)]], np.float32)
+        samples.append(DetectionSample(path, box, np.zeros(1, np.int64)))
+    if not samples:
+        raise ValueError(f"{faces_dataset.name!r} has no whole-image faces in its train split")
+    return samples

@@ -13,11 +13,13 @@ import copy
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
 from inference.calibration import WorkingScores, fit_working_scores, serving_scores
+from inference.face_backbones import BackboneError, DlibBackbone, FaceBackbone, OnnxBackbone
 from inference.face_pipeline import largest_face
 from inference.predict import Predictor
 from inference.preprocess import load_rgb
@@ -40,7 +42,12 @@ from training.detection import (
 from training.fit import FitConfig, Progress, format_seconds
 from training.formats.folders import FaceSample
 from training.models import ModelKind, ModelVersion
-from training.samples import class_names_of, face_samples, split_samples
+from training.samples import (
+    class_names_of,
+    face_samples,
+    split_samples,
+    whole_image_face_samples,
+)
 from training.verification import (
     DEFAULT_VERIFIER_TRAIN_CONFIG,
     VerifierTrainConfig,
@@ -96,6 +103,9 @@ class DetectorTraining:
     augment_config: AugmentConfig | None = DEFAULT_AUGMENT_CONFIG
     kind: str = ModelKind.DETECTOR
     seed: int = 0
+    # A faces dataset whose train-split faces stored as whole images (face crops such as
+    # ORL's portraits) join the training images, each with one box: the whole image.
+    whole_image_faces: str = ""
 
 
 @dataclass(frozen=True)
@@ -109,12 +119,15 @@ class VerifierTraining:
         face_boxes: "detector": faces stored as whole images are framed by the active face
             detector, exactly as serving frames uploads; "stored": used as stored.
         seed: seeds training and the evaluation pairs.
+        backbone: a frozen pretrained face embedding to train our head on
+            (:mod:`inference.face_backbones`), or None for our own net from scratch.
     """
 
     config: VerifierTrainConfig = DEFAULT_VERIFIER_TRAIN_CONFIG
     target_far: float | None = None
     face_boxes: Literal["detector", "stored"] = "detector"
     seed: int = 0
+    backbone: FaceBackbone | None = None
 
     def __post_init__(self) -> None:
         # Refuse an operating point the calibration does not measure, before any training.
@@ -202,6 +215,14 @@ def _train_detector(
     for split in ("train", "val"):
         if not splits.get(split):
             raise TrainingError(f"Dataset {dataset.name!r} has no {split} images.")
+    if training.whole_image_faces:
+        try:
+            faces = dataset_named(training.whole_image_faces)
+            extra = whole_image_face_samples(faces, class_names)
+        except ValueError as exc:
+            raise TrainingError(str(exc)) from None
+        log(f"Adding {len(extra)} whole-image faces of {training.whole_image_faces!r}.")
+        splits["train"] = [*splits["train"], *extra]
     fit_config = training.fit_config
     log(
         f"Training on {len(splits['train'])} images, validating on {len(splits['val'])}, "
@@ -357,9 +378,14 @@ def _train_verifier(
     device, on_progress, log = run.device, run.on_progress, run.log
     splits = verifier_splits(dataset, training.face_boxes, log)
     fit_config = training.config.fit_config
+    start = (
+        f"a head on the frozen {training.backbone.spec.kind} backbone"
+        if training.backbone is not None
+        else "our net from scratch"
+    )
     log(
-        f"Training on {len(splits['train'])} faces of {_people(splits['train'])} people, "
-        f"validating on {_people(splits['val'])} other people, device {device}, budget "
+        f"Training {start} on {len(splits['train'])} faces of {_people(splits['train'])} "
+        f"people, validating on {_people(splits['val'])} other people, device {device}, budget "
         f"{fit_config.max_epochs} epochs / {fit_config.max_minutes} minutes."
     )
     try:
@@ -370,6 +396,7 @@ def _train_verifier(
             on_progress=on_progress,
             seed=training.seed,
             device=device,
+            backbone=training.backbone,
         )
     except ValueError as exc:
         raise TrainingError(str(exc)) from None
@@ -382,11 +409,37 @@ def _train_verifier(
         f"Threshold ({metrics['threshold_rule']}): distance < {metrics['threshold']:.4f} "
         "means the same person."
     )
+    if result.backbone is not None and result.best_epoch < 0:
+        log(
+            "No epoch of the head beat the backbone's own embedding on the validation "
+            "people: the backbone is served as it is."
+        )
     log(
         f"Stopped: {result.stopped_reason} after {len(result.history)} epochs "
         f"({result.elapsed_seconds / 60:.1f} min)."
     )
     return version
+
+
+def face_backbone(choice: str, onnx_file: Path | None = None) -> FaceBackbone | None:
+    """The verifier's starting point: ``"ours"`` (our net from scratch: None), ``"dlib"``
+    (the installed dlib ResNet) or ``"onnx"`` (the ONNX file ``onnx_file``).
+
+    Raises:
+        TrainingError: an unknown choice, dlib not installed, or a file that does not fit.
+    """
+    if choice in ("", "ours", "scratch"):
+        return None
+    try:
+        if choice == "dlib":
+            return DlibBackbone()
+        if choice == "onnx":
+            if onnx_file is None:
+                raise TrainingError("An ONNX backbone needs its file.")
+            return OnnxBackbone(onnx_file.read_bytes())
+    except BackboneError as exc:
+        raise TrainingError(str(exc)) from None
+    raise TrainingError(f"backbone must be ours, dlib or onnx, got {choice!r}")
 
 
 def _people(samples: list[FaceSample]) -> int:
@@ -493,12 +546,7 @@ def _register_verifier(
         lambda path: save_verifier(path, result.model, extra=extra),
         activate=registration.activate,
         name=registration.name or f"{dataset.name} verifier",
-        config={
-            **result.embedding_config.to_dict(),
-            "margin": result.margin,
-            "members": result.members,
-            "output_dim": result.members * result.embedding_config.embedding_dim,
-        },
+        config=verifier_version_config(result),
         class_names=[],
         metrics=metrics,
         dataset=dataset,
@@ -506,6 +554,25 @@ def _register_verifier(
         training_seconds=result.elapsed_seconds,
         created_by=registration.created_by,
     )
+
+
+def verifier_version_config(result: VerifierTrainingResult) -> dict[str, Any]:
+    """What a verifier version records of its shape: our net's config, or the backbone (kind,
+    file name and sha256, input) under the head; always the margin and the output size."""
+    if result.backbone is not None:
+        return {
+            "backbone": result.backbone.to_dict(),
+            "margin": result.margin,
+            "members": 1,
+            "output_dim": result.backbone.output_dim,
+            "head_trained": result.best_epoch >= 0,
+        }
+    return {
+        **result.embedding_config.to_dict(),
+        "margin": result.margin,
+        "members": result.members,
+        "output_dim": result.members * result.embedding_config.embedding_dim,
+    }
 
 
 def calibration_summary(calibration: Calibration) -> dict[str, float]:

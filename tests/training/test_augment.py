@@ -9,11 +9,16 @@ from inference.preprocess import letterbox, unletterbox_boxes
 from training.augment import (
     AugmentConfig,
     DetectionAugment,
+    adjust_contrast,
+    adjust_gamma,
     color_shift,
     crop,
     hflip,
     random_crop,
+    random_zoom,
+    shade,
     to_grayscale,
+    zoom_window,
 )
 
 
@@ -214,3 +219,72 @@ def test_augment_config_rejects_bad_values() -> None:
         AugmentConfig(flip_p=1.5)
     with pytest.raises(ValueError, match="crop_min_scale"):
         AugmentConfig(crop_min_scale=0.0)
+
+
+# ----------------------------------------------------------------------------- portraits
+def test_zoom_window_makes_the_box_fill_the_asked_share() -> None:
+    box = np.array([40, 50, 60, 80], np.float32)  # 20 x 30: the longer side is 30
+    x0, y0, x1, y1 = zoom_window((400, 300), box, 0.5, (0.5, 0.5))
+    assert (x1 - x0, y1 - y0) == (60, 60)  # 30 / 0.5
+    assert x0 <= 40 and y0 <= 50 and x1 >= 60 and y1 >= 80  # the box inside, centred
+    assert (x0 + x1) / 2 == pytest.approx(50, abs=1) and (y0 + y1) / 2 == pytest.approx(65, abs=1)
+    # Near the edge the window is clipped to the image, never outside it.
+    assert zoom_window((100, 100), np.array([0, 0, 10, 10], np.float32), 0.1, (0.5, 0.5))[:2] == (
+        0,
+        0,
+    )
+
+
+def test_random_zoom_turns_a_crowd_face_into_a_portrait() -> None:
+    rng = np.random.default_rng(0)
+    image = _image(400, 600)
+    boxes = np.array([[100, 100, 130, 140], [400, 300, 404, 305]], np.float32)  # 40 px and 5 px
+    labels = np.array([0, 0], np.int64)
+    config = AugmentConfig(zoom_p=1.0, zoom_min_fill=0.5, zoom_max_fill=0.8, zoom_min_px=16)
+    for _ in range(20):
+        out, out_boxes, out_labels = random_zoom(image, boxes, labels, rng, config)
+        # Only the 40-px face is large enough to zoom onto; the 5-px one is left out of view.
+        assert len(out_boxes) == 1 and out_labels.tolist() == [0]
+        longer = max(out_boxes[0, 2] - out_boxes[0, 0], out_boxes[0, 3] - out_boxes[0, 1])
+        assert 0.5 - 0.03 <= longer / max(out.shape[:2]) <= 0.8 + 0.03
+    tiny = np.array([[10, 10, 14, 14]], np.float32)
+    same, same_boxes, _ = random_zoom(image, tiny, labels[:1], rng, config)
+    np.testing.assert_array_equal(same, image)
+    np.testing.assert_array_equal(same_boxes, tiny)
+
+
+def test_gamma_contrast_and_shading_change_light_as_written() -> None:
+    image = np.full((4, 10, 3), 128, np.uint8)
+    np.testing.assert_array_equal(adjust_gamma(image, 1.0), image)
+    assert int(adjust_gamma(image, 2.0)[0, 0, 0]) == round(255 * (128 / 255) ** 2)  # 64
+    assert int(adjust_gamma(image, 0.5)[0, 0, 0]) == round(255 * (128 / 255) ** 0.5)  # 181
+    ramp = np.tile(np.arange(0, 250, 25, dtype=np.uint8)[None, :, None], (4, 1, 3))
+    np.testing.assert_array_equal(adjust_contrast(ramp, 1.0), ramp)
+    flat = adjust_contrast(ramp, 0.0)
+    assert np.all(flat == round(float(ramp.mean())))
+    left = shade(image, "left", 0.25)
+    assert int(left[0, 0, 0]) == 32 and int(left[0, -1, 0]) == 128  # darkest at the left
+    top = shade(image, "top", 0.5)
+    assert int(top[0, 0, 0]) == 64 and int(top[-1, 0, 0]) == 128
+    assert np.all(np.diff(left[0, :, 0].astype(int)) >= 0)
+    with pytest.raises(ValueError):
+        shade(image, "diagonal", 0.5)
+
+
+def test_new_options_off_draw_nothing_from_the_generator() -> None:
+    image = _image()
+    boxes = np.array([[10, 10, 40, 50]], np.float32)
+    labels = np.array([0], np.int64)
+    plain = DetectionAugment(AugmentConfig(), np.random.default_rng(3))
+    with_zero = DetectionAugment(
+        AugmentConfig(zoom_p=0.0, gamma_p=0.0, contrast_p=0.0, shade_p=0.0),
+        np.random.default_rng(3),
+    )
+    for _ in range(5):
+        a, b = plain(image, boxes, labels), with_zero(image, boxes, labels)
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])
+    with pytest.raises(ValueError, match="zoom fills"):
+        AugmentConfig(zoom_min_fill=0.9, zoom_max_fill=0.5)
+    with pytest.raises(ValueError, match="gamma_max"):
+        AugmentConfig(gamma_max=0.5)

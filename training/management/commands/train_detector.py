@@ -12,7 +12,12 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
-from training.detection import DEFAULT_AUGMENT_CONFIG, DEFAULT_DETECTOR_CONFIG, DEFAULT_FIT_CONFIG
+from training.detection import (
+    DEFAULT_AUGMENT_CONFIG,
+    DEFAULT_DETECTOR_CONFIG,
+    DEFAULT_FIT_CONFIG,
+    FACE_AUGMENT_CONFIG,
+)
 from training.management.training_command import TrainingCommand
 from training.models import ModelKind
 from training.options import add_fit_arguments, fit_config_from_args, parse_ints
@@ -31,6 +36,8 @@ class Command(TrainingCommand[DetectorTraining]):
         "batch_size",
         "lr",
         "grayscale",
+        "face_augment",
+        "whole_image_faces",
         "seed",
         "device",
     )
@@ -53,8 +60,23 @@ class Command(TrainingCommand[DetectorTraining]):
         parser.add_argument(
             "--grayscale",
             type=float,
-            default=DEFAULT_AUGMENT_CONFIG.grayscale_p,
-            help="Probability of training on a grey copy of an image (so grey photos work).",
+            default=None,
+            help="Probability of training on a grey copy of an image (so grey photos work); "
+            f"default {DEFAULT_AUGMENT_CONFIG.grayscale_p}, with --face-augment "
+            f"{FACE_AUGMENT_CONFIG.grayscale_p}.",
+        )
+        parser.add_argument(
+            "--face-augment",
+            action="store_true",
+            help="Faces for portraits too: zoom onto single faces, strong gamma, contrast and "
+            "one-sided shading (--grayscale still sets the grey share).",
+        )
+        parser.add_argument(
+            "--whole-image-faces",
+            default="",
+            metavar="DATASET",
+            help="A faces dataset whose train-split face crops (faces stored as whole images) "
+            "are added as training images, each one face filling the image.",
         )
 
     def training(self, options: dict[str, Any]) -> DetectorTraining:
@@ -69,7 +91,9 @@ class Command(TrainingCommand[DetectorTraining]):
             raise TrainingError(f"--strides/--img-size: {exc}") from None
         try:
             fit_config = fit_config_from_args(DEFAULT_FIT_CONFIG, options, epochs_drop_clock=True)
-            augment = dataclasses.replace(DEFAULT_AUGMENT_CONFIG, grayscale_p=options["grayscale"])
+            base = FACE_AUGMENT_CONFIG if options["face_augment"] else DEFAULT_AUGMENT_CONFIG
+            grey = base.grayscale_p if options["grayscale"] is None else options["grayscale"]
+            augment = dataclasses.replace(base, grayscale_p=grey)
         except ValueError as exc:
             raise TrainingError(str(exc)) from None
         return DetectorTraining(
@@ -78,6 +102,7 @@ class Command(TrainingCommand[DetectorTraining]):
             augment_config=augment,
             kind=options["kind"],
             seed=options["seed"],
+            whole_image_faces=options["whole_image_faces"],
         )
 
     def recorded(self, options: dict[str, Any], training: DetectorTraining) -> dict[str, Any]:
@@ -86,6 +111,8 @@ class Command(TrainingCommand[DetectorTraining]):
         return {
             **options,
             "kind": None if options["kind"] == ModelKind.DETECTOR else options["kind"],
+            "face_augment": options["face_augment"] or None,
+            "whole_image_faces": options["whole_image_faces"] or None,
             "lr": training.fit_config.learning_rate,
             "batch_size": training.fit_config.batch_size,
         }
