@@ -50,7 +50,7 @@ def model_files() -> dict[str, Path]:
 def _versions() -> dict[str, str]:
     from importlib.metadata import version
 
-    import dlib  # type: ignore[import-not-found, unused-ignore]
+    import dlib
 
     return {
         "dlib": str(dlib.__version__),
@@ -61,7 +61,7 @@ def _versions() -> dict[str, str]:
 
 def embed(args: argparse.Namespace) -> dict[str, Any]:
     """Descriptors ``(N, 128)`` of every image, and the per-face seconds of each."""
-    import dlib  # type: ignore[import-not-found, unused-ignore]
+    import dlib
 
     files = model_files()
     predictor = dlib.shape_predictor(str(files["landmarks"]))

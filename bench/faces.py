@@ -69,7 +69,7 @@ from inference.pairs import all_eval_pairs
 from inference.predict import Predictor
 from inference.preprocess import load_rgb
 from inference.recognize import Gallery
-from inference.siamese import Verifier, load_verifier, verifier_config
+from inference.siamese import AnyVerifier, load_verifier, verifier_config
 from inference.verification_metrics import Calibration, calibrate
 from training.crossval import CrossValidation, FoldResult, cross_validate
 from training.experiments.orl_verifier import fold_line, pixel_baseline
@@ -244,7 +244,7 @@ def detection(settings: Settings, python: Path, layout: YoloLayout) -> Json:
 
 
 # ----------------------------------------------------------------------------- latency
-def embedding_latency(net: Verifier, images: Sequence[Any], settings: Settings) -> Json:
+def embedding_latency(net: AnyVerifier, images: Sequence[Any], settings: Settings) -> Json:
     """Median seconds of crop, to_tensor and forward for batches of 1 and 32 whole-image faces."""
     size = net.input_size
     out: Json = {}

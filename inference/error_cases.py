@@ -53,11 +53,10 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from inference.faces import FACE_MARGIN, crop_face, to_gray, to_tensor
 from inference.metrics import iou_matrix
 from inference.pairs import PairArrays, all_eval_pairs
 from inference.preprocess import load_rgb
-from inference.siamese import Verifier, euclidean_distance
+from inference.siamese import AnyVerifier, embed_face_crops, euclidean_distance, make_face_crop
 
 __all__ = [
     "CORRECT_IOU",
@@ -369,7 +368,7 @@ def verification_errors(
 
 
 def face_pair_distances(
-    net: Verifier,
+    net: AnyVerifier,
     faces: Sequence[tuple[Path, Box | None]],
     identities: Sequence[str],
     *,
@@ -380,11 +379,11 @@ def face_pair_distances(
 
     Every same-person pair plus as many different-person pairs
     (``inference.pairs.all_eval_pairs`` seeded with ``rng_seed``, people numbered in sorted
-    order of ``identities``), each face cropped with ``crop_face`` at the net's input size
-    and embedded once in eval mode.
+    order of ``identities``), each face cropped as the verifier crops
+    (``inference.siamese.make_face_crop``) and embedded once in eval mode.
 
     Args:
-        net: the verifier (an ``EmbeddingNet`` or ensemble).
+        net: the verifier (an ``EmbeddingNet``, an ensemble or a backbone verifier).
         faces: per face, the image file and the face box (xyxy pixels; ``None``: whole image).
         identities: per face, the person.
 
@@ -396,25 +395,13 @@ def face_pair_distances(
     people = {person: i for i, person in enumerate(sorted(set(identities)))}
     labels = np.array([people[p] for p in identities], np.int64)
     pairs = all_eval_pairs(labels, np.random.default_rng(rng_seed))
-    size = net.input_size
-    crops = np.stack(
-        [
-            crop_face(to_gray(load_rgb(path)), box, margin=FACE_MARGIN, size=size)
-            for path, box in faces
-        ]
-    )
-    device = next(net.parameters()).device
+    crops = [make_face_crop(net, load_rgb(path), box) for path, box in faces]
     was_training = net.training
     net.eval()
     try:
-        with torch.no_grad():
-            parts = [
-                net(to_tensor(crops[i : i + batch_size]).to(device)).cpu()
-                for i in range(0, len(crops), batch_size)
-            ]
+        embeddings = torch.from_numpy(embed_face_crops(net, crops, batch_size))
     finally:
         net.train(was_training)
-    embeddings = torch.cat(parts)
     first, second = torch.from_numpy(pairs[0]), torch.from_numpy(pairs[1])
     distances = euclidean_distance(embeddings[first], embeddings[second]).double().numpy()
     return pairs, distances

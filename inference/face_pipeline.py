@@ -31,11 +31,11 @@ import numpy.typing as npt
 import torch
 from torchvision.ops import nms
 
-from inference.faces import FACE_MARGIN, UInt8Array, crop_face, face_quality, to_tensor
+from inference.faces import UInt8Array, face_quality
 from inference.predict import Predictor
 from inference.preprocess import as_rgb_uint8
 from inference.runtime import CheckpointError
-from inference.siamese import Verifier, load_verifier
+from inference.siamese import AnyVerifier, embed_face_crops, load_verifier, make_face_crop
 from inference.verification_metrics import distance_to_similarity
 
 # An image no larger than this (longest side, pixels) with no detected face is used whole.
@@ -64,7 +64,8 @@ class FoundFace:
             the crop margin), or the whole image.
         score: detector confidence in [0, 1]; 1.0 when the image was used whole or the caller
             gave the box.
-        crop: ``(S, S)`` uint8 grey crop, ready for :meth:`FacePipeline.embed`.
+        crop: the crop the verifier embeds (grey ``(S, S)`` for our nets, a colour
+            ``(S, S, 3)`` chip for a backbone verifier), ready for :meth:`FacePipeline.embed`.
         warnings: quality warnings from :func:`inference.faces.face_quality` (``tiny_face:``,
             ``blurry:``), empty when the face looks fine.
         whole_image: True when no detector box was used.
@@ -110,7 +111,7 @@ class Comparison:
 
     Attributes:
         distance: Euclidean distance between the two embeddings.
-        similarity: ``distance_to_similarity(distance, threshold)``: 0.5 at the threshold.
+        similarity: ``distance_to_similarity(distance, threshold)``: 0.85 at the threshold.
         threshold: the distance threshold used (accept ``distance < threshold``).
         verified: ``distance < threshold``.
     """
@@ -133,7 +134,7 @@ class FacePipeline:
 
     def __init__(
         self,
-        verifier: Verifier,
+        verifier: AnyVerifier,
         threshold: float,
         detector: Predictor | None = None,
         *,
@@ -148,7 +149,6 @@ class FacePipeline:
         self.min_face_score = float(min_face_score)
         self.small_image_px = int(small_image_px)
         self.input_size = verifier.input_size
-        self._device = next(verifier.parameters()).device
 
     @classmethod
     def from_checkpoints(
@@ -241,7 +241,7 @@ class FacePipeline:
         self, pixels: npt.NDArray[Any], box: Box | None, score: float, *, whole: bool
     ) -> FoundFace:
         height, width = int(pixels.shape[0]), int(pixels.shape[1])
-        crop = crop_face(pixels, box, margin=FACE_MARGIN, size=self.input_size)
+        crop = make_face_crop(self.verifier, pixels, box)
         warnings = face_quality(pixels, box)
         full: Box = (0.0, 0.0, float(width), float(height))
         return FoundFace(box or full, score, crop, warnings, whole)
@@ -249,14 +249,7 @@ class FacePipeline:
     # ------------------------------------------------------------------ embeddings
     def embed(self, crops: Sequence[UInt8Array], batch_size: int = 64) -> FloatArray:
         """``(N, d)`` float32 embeddings of crops made by :meth:`find_faces`."""
-        if not crops:
-            return np.zeros((0, self.verifier.output_dim), dtype=np.float32)
-        parts = []
-        with torch.inference_mode():
-            for i in range(0, len(crops), batch_size):
-                x = to_tensor(list(crops[i : i + batch_size])).to(self._device)
-                parts.append(self.verifier(x).float().cpu().numpy())
-        return np.concatenate(parts).astype(np.float32, copy=False)
+        return embed_face_crops(self.verifier, crops, batch_size)
 
     def compare(
         self,

@@ -17,11 +17,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from inference.faces import PREPROCESSING
+from inference.face_backbones import BackboneVerifier, build_backbone_verifier
+from inference.faces import FACE_MARGIN, PREPROCESSING, UInt8Array, crop_face, to_tensor
 from inference.runtime import (
     CheckpointError,
     check_config_keys,
@@ -244,6 +247,39 @@ class EmbeddingEnsemble(nn.Module):
 
 
 Verifier = EmbeddingNet | EmbeddingEnsemble
+# Every verifier the app serves: our nets, or a pretrained backbone with our head on top.
+AnyVerifier = EmbeddingNet | EmbeddingEnsemble | BackboneVerifier
+
+
+def make_face_crop(
+    verifier: AnyVerifier, image: Any, box: tuple[float, float, float, float] | None
+) -> UInt8Array:
+    """The crop ``verifier`` embeds for the face in ``box`` (None: the whole image).
+
+    Our nets: the grey ``crop_face`` with :data:`~inference.faces.FACE_MARGIN` at their input
+    size; a backbone verifier: its backbone's own crop (dlib's aligned chip, an ONNX file's
+    squared colour crop).
+    """
+    if isinstance(verifier, BackboneVerifier):
+        return verifier.make_crop(image, box)
+    return crop_face(image, box, margin=FACE_MARGIN, size=verifier.input_size)
+
+
+def embed_face_crops(
+    verifier: AnyVerifier, crops: Sequence[UInt8Array], batch_size: int = 64
+) -> npt.NDArray[np.float32]:
+    """``(N, d)`` float32 embeddings of crops made by :func:`make_face_crop`."""
+    if isinstance(verifier, BackboneVerifier):
+        return verifier.embed(crops, batch_size)
+    if not len(crops):
+        return np.zeros((0, verifier.output_dim), dtype=np.float32)
+    device = next(verifier.parameters()).device
+    parts = []
+    with torch.inference_mode():
+        for i in range(0, len(crops), batch_size):
+            x = to_tensor(list(crops[i : i + batch_size])).to(device)
+            parts.append(verifier(x).float().cpu().numpy())
+    return np.concatenate(parts).astype(np.float32, copy=False)
 
 
 def _shifted(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
@@ -303,11 +339,13 @@ def contrastive_loss(
 
 
 class SiameseNet(nn.Module):
-    """Two-input wrapper around ONE ``EmbeddingNet`` (shared weights by construction)."""
+    """Two-input wrapper around ONE sub-network (shared weights by construction): an
+    ``EmbeddingNet`` (or ensemble) on crops, or a :class:`BackboneVerifier`'s head on its
+    frozen backbone's features."""
 
-    def __init__(self, embedding: Verifier | None = None) -> None:
+    def __init__(self, embedding: AnyVerifier | None = None) -> None:
         super().__init__()
-        self.embedding: Verifier = embedding or EmbeddingNet()
+        self.embedding: AnyVerifier = embedding or EmbeddingNet()
 
     def forward(
         self, x1: torch.Tensor, x2: torch.Tensor
@@ -331,8 +369,11 @@ class SiameseNet(nn.Module):
         return h1, h2, euclidean_distance(h1, h2)
 
 
-def verifier_config(net: Verifier) -> dict[str, Any]:
-    """The JSON config that rebuilds ``net``: one net's config, or ``{"members": [...]}``."""
+def verifier_config(net: AnyVerifier) -> dict[str, Any]:
+    """The JSON config that rebuilds ``net``: one net's config, ``{"members": [...]}``, or
+    ``{"backbone": {...}, "head": {...}}``."""
+    if isinstance(net, BackboneVerifier):
+        return net.config()
     if isinstance(net, EmbeddingEnsemble):
         return {"members": [member.config.to_dict() for member in net.nets]}
     return net.config.to_dict()
@@ -349,7 +390,7 @@ def build_verifier(config: dict[str, Any]) -> Verifier:
 
 
 def save_verifier(
-    path: str | Path, model: SiameseNet | Verifier, extra: dict[str, Any] | None = None
+    path: str | Path, model: SiameseNet | AnyVerifier, extra: dict[str, Any] | None = None
 ) -> str:
     """Save a verifier's embedding net as a ``kind="verifier"`` safetensors checkpoint.
 
@@ -365,6 +406,8 @@ def save_verifier(
         The file's sha256 hex digest.
     """
     net = model.embedding if isinstance(model, SiameseNet) else model
+    if not isinstance(net, EmbeddingNet | EmbeddingEnsemble | BackboneVerifier):
+        raise TypeError(f"not a verifier: {type(net).__name__}")
     return save_checkpoint(
         path,
         dict(net.state_dict()),
@@ -379,7 +422,7 @@ def load_verifier(
     device: str | torch.device | None = None,
     *,
     expected_sha256: str | None = None,
-) -> tuple[Verifier, dict[str, Any]]:
+) -> tuple[AnyVerifier, dict[str, Any]]:
     """Load a checkpoint written by :func:`save_verifier`, ready for inference.
 
     Args:
@@ -400,9 +443,15 @@ def load_verifier(
             f"{path} was trained on {checkpoint.extra.get('preprocessing')!r} crops; this code "
             f"makes {PREPROCESSING!r} crops: retrain the verifier"
         )
+    net: AnyVerifier
     try:
-        net = build_verifier(checkpoint.config)
-        net.load_state_dict(checkpoint.tensors)
+        if "backbone" in checkpoint.config:
+            net = build_backbone_verifier(checkpoint.config, checkpoint.tensors)
+        else:
+            net = build_verifier(checkpoint.config)
+            net.load_state_dict(checkpoint.tensors)
+    except CheckpointError as exc:  # the backbone's own message says what to install or fix
+        raise CheckpointError(f"{path}: {exc}") from exc
     except (ValueError, TypeError, RuntimeError) as exc:  # bad config or mismatched weights
         raise CheckpointError(f"{path} does not fit this verifier code: {exc}") from exc
     target = device if isinstance(device, torch.device) else pick_device(device)

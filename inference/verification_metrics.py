@@ -153,6 +153,14 @@ def threshold_for_far(distances: npt.ArrayLike, same: npt.ArrayLike, far_target:
     return float(thresholds[_operating_point(far, far_target)])
 
 
+# The similarity every answer reports at the verifier's calibrated threshold. CompreFace
+# clients treat 0.8-0.9 as "the same person"; anchoring our threshold in the middle of that
+# range keeps their cut-offs meaningful: 0.9 asks for a little more than our threshold
+# (distance 0.89 t), 0.8 for a little less (1.09 t).
+SIMILARITY_AT_THRESHOLD = 0.85
+SIMILARITY_SHARPNESS = 4.0
+
+
 @overload
 def distance_to_similarity(
     distance: float, threshold: float, *, sharpness: float = ...
@@ -166,29 +174,36 @@ def distance_to_similarity(
 
 
 def distance_to_similarity(
-    distance: float | npt.NDArray[np.floating], threshold: float, *, sharpness: float = 4.0
+    distance: float | npt.NDArray[np.floating],
+    threshold: float,
+    *,
+    sharpness: float = SIMILARITY_SHARPNESS,
 ) -> float | FloatArray:
-    """Map a distance to a display similarity in [0, 1]: ``1 / (1 + (d / t) ** sharpness)``.
+    """Map a distance to the similarity in [0, 1] that every face answer reports.
 
-    1 at distance 0, exactly 0.5 at the threshold ``t`` (so "above 50%" reads as "accepted"),
-    strictly decreasing, towards 0 far away. It depends only on ``d / t`` and so means the
-    same thing for every trained model. With the default sharpness 4: ``d = t/2`` -> 0.94,
-    ``0.75 t`` -> 0.76, ``1.25 t`` -> 0.29, ``2 t`` -> 0.06. It is a score for people to
-    read, not a calibrated probability.
+    ``s(d) = 1 / (1 + c * (d / t) ** k)`` with ``c = (1 - 0.85) / 0.85``, so ``s(0) = 1``,
+    ``s(t) = SIMILARITY_AT_THRESHOLD = 0.85`` exactly at the verifier's calibrated threshold
+    ``t``, strictly decreasing, towards 0 far away. It depends only on ``d / t`` and so means
+    the same for every model and backbone. With ``k = 4``: ``d = t/2`` -> 0.989, ``0.89 t`` ->
+    0.90, ``1.09 t`` -> 0.80, ``1.5 t`` -> 0.53, ``2 t`` -> 0.26. ``t`` is always the
+    verification threshold, also in 1:K answers, whose stricter cut-off is reported as a
+    similarity on this same scale. A score for people and CompreFace clients to read, not a
+    calibrated probability.
 
     Args:
         distance: a distance or an array of them (>= 0).
-        threshold: the accept threshold, > 0.
-        sharpness: exponent; larger makes the drop around the threshold steeper.
+        threshold: the verifier's calibrated (verification) threshold, > 0.
+        sharpness: exponent ``k``; larger makes the drop around the threshold steeper.
 
     Returns:
         Similarity of the same shape (a float for a float).
     """
     if threshold <= 0 or sharpness <= 0:
         raise ValueError(f"threshold and sharpness must be > 0, got {threshold}, {sharpness}")
+    c = (1.0 - SIMILARITY_AT_THRESHOLD) / SIMILARITY_AT_THRESHOLD
     ratio = np.maximum(np.asarray(distance, dtype=np.float64), 0.0) / threshold
     with np.errstate(over="ignore"):  # ratio ** k overflowing to inf gives similarity 0
-        similarity = 1.0 / (1.0 + ratio**sharpness)
+        similarity = 1.0 / (1.0 + c * ratio**sharpness)
     if np.ndim(distance) == 0 and not isinstance(distance, np.ndarray):
         return float(similarity)
     return np.asarray(similarity, dtype=np.float64)

@@ -2,7 +2,9 @@
 
 A user with a small set needs a pretrained start, and nothing may be downloaded here, so
 they upload one: torchvision's ImageNet ``resnet18`` or ``mobilenet_v3_small`` weights as
-``.pth`` / ``.pt`` (read with ``weights_only``, never unpickling code) or ``.safetensors``.
+``.pth`` / ``.pt`` (read with ``weights_only``, never unpickling code) or ``.safetensors``
+for detectors, or a face-embedding ``.onnx`` file (ArcFace-style) for verifiers, checked
+by ``inference.face_backbones.onnx_spec`` (an ONNX graph is data, not code).
 :func:`store_backbone` reads it, tries it on both torchvision backbones, refuses a file
 that fits neither, and keeps it under ``backbones/<sha256>.<ext>``; a run names it by that
 storage name (``TrainingRun.backbone_file``).
@@ -21,13 +23,15 @@ from django.core.files.base import File
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
 
+from inference.face_backbones import BackboneError as FaceBackboneError
+from inference.face_backbones import onnx_spec
 from inference.runtime import CheckpointError
 from inference.yolo import YoloConfig, YoloDetector
 from training.transfer import load_into, read_weights
 from webapp.jobs.errors import JobError
 
-SUFFIXES = (".pth", ".pt", ".safetensors")
-NAME = re.compile(r"^backbones/[0-9a-f]{64}\.(pth|pt|safetensors)$")
+SUFFIXES = (".pth", ".pt", ".safetensors", ".onnx")
+NAME = re.compile(r"^backbones/[0-9a-f]{64}\.(pth|pt|safetensors|onnx)$")
 BACKBONE_OF_RUN = {"resnet18": "resnet18", "mobilenet_v3_small": "mobilenet_v3_small"}
 
 
@@ -80,6 +84,8 @@ def store_backbone(uploaded: UploadedFile | None) -> dict[str, Any]:
             for chunk in uploaded.chunks():
                 digest.update(chunk)
                 out.write(chunk)
+        if suffix == ".onnx":
+            return _store_onnx(path, digest.hexdigest(), uploaded.name or "")
         try:
             weights = read_weights(path)
         except CheckpointError as exc:
@@ -106,13 +112,39 @@ def store_backbone(uploaded: UploadedFile | None) -> dict[str, Any]:
     }
 
 
+def _store_onnx(path: Path, digest: str, filename: str) -> dict[str, Any]:
+    """Check an ONNX face embedding (input, output, normalisation) and keep it."""
+    try:
+        spec = onnx_spec(path.read_bytes(), name=Path(filename).name[:100])
+    except FaceBackboneError as exc:
+        raise BackboneError(f"This ONNX file cannot be a face backbone: {exc}") from None
+    name = f"backbones/{digest}.onnx"
+    if not default_storage.exists(name):
+        with path.open("rb") as f:
+            default_storage.save(name, File(f))
+    return {
+        "backbone_file": name,
+        "sha256": digest,
+        "tensors": 0,
+        "backbone": "onnx",
+        "fits": {"onnx": spec.to_dict()},
+    }
+
+
 def check_stored(name: str, backbone: str) -> None:
-    """A run's ``backbone_file``: one we stored, for a torchvision backbone."""
+    """A run's ``backbone_file``: one we stored, of the kind the run's backbone reads."""
     if not NAME.match(name) or not default_storage.exists(name):
         raise BackboneError(
             f"backbone_file {name[:80]!r} is not a stored backbone: upload it first "
             "(POST /api/v1/training/backbones/)."
         )
+    if backbone == "onnx" or name.endswith(".onnx"):
+        if backbone != "onnx" or not name.endswith(".onnx"):
+            raise BackboneError(
+                "An .onnx backbone file goes with backbone 'onnx' (a verifier), and backbone "
+                "'onnx' needs an .onnx file."
+            )
+        return
     if backbone not in BACKBONE_OF_RUN:
         raise BackboneError(
             "A backbone file needs backbone 'resnet18' or 'mobilenet_v3_small' "

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from inference.face_backbones import FaceBackbone
 from inference.pairs import people_disjoint_folds
 from inference.verification_metrics import Calibration
 from training.fit import StopReason
@@ -96,13 +97,14 @@ def _run_fold(
     seed: int,
     config: VerifierTrainConfig,
     device: torch.device | None,
+    backbone: FaceBackbone | None = None,
 ) -> FoldResult:
     start = time.monotonic()
     train_ids, val_ids, test_ids = (set(p) for p in people)
     train = [s for s in samples if s.identity in train_ids]
     val = [s for s in samples if s.identity in val_ids]
     test = [s for s in samples if s.identity in test_ids]
-    result = train_verifier(train, val, config, seed=seed, device=device)
+    result = train_verifier(train, val, config, seed=seed, device=device, backbone=backbone)
     test_cal = evaluate_verifier(result.model, test, rng_seed=seed)
     return FoldResult(
         fold=fold,
@@ -128,6 +130,7 @@ def cross_validate(
     val_fraction: float = 0.2,
     on_fold: Callable[[FoldResult], None] | None = None,
     device: torch.device | None = None,
+    backbone: FaceBackbone | None = None,
 ) -> CrossValidation:
     """People-disjoint k-fold evaluation of ``training.verification.train_verifier``.
 
@@ -143,6 +146,7 @@ def cross_validate(
         config: how each fold's verifier is trained (``train_verifier``'s config).
         on_fold: called with each finished fold (e.g. to print it).
         device: where to train (default CPU).
+        backbone: train a head on this frozen pretrained backbone in each fold.
 
     Returns:
         :class:`CrossValidation` with per-fold results and mean / std of the test metrics.
@@ -153,7 +157,7 @@ def cross_validate(
     for fold, (train_people, test_people) in enumerate(folds):
         train_ids, val_ids = _split_validation(train_people, val_fraction, rng)
         people = (train_ids, val_ids, test_people)
-        cv.folds.append(_run_fold(fold, people, samples, seed + fold, config, device))
+        cv.folds.append(_run_fold(fold, people, samples, seed + fold, config, device, backbone))
         if on_fold is not None:
             on_fold(cv.folds[-1])
     cv.summarise()

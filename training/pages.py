@@ -25,9 +25,11 @@ from webapp.images.models import Dataset, Image
 from webapp.jobs.errors import JobError
 
 BACKBONE_LABELS = {
-    "ours": "Ours (the shipped detectors' backbone)",
-    "resnet18": "ResNet-18 (torchvision; bring ImageNet weights)",
-    "mobilenet_v3_small": "MobileNetV3-Small (torchvision; bring ImageNet weights)",
+    "ours": "Ours (detector: the shipped backbone; verifier: our net from scratch)",
+    "resnet18": "ResNet-18 (detector, torchvision; bring ImageNet weights)",
+    "mobilenet_v3_small": "MobileNetV3-Small (detector, torchvision; bring ImageNet weights)",
+    "dlib": "dlib's pretrained face embedding (verifier; our layer trained on your people)",
+    "onnx": "Your ONNX face embedding (verifier; ArcFace-style file below)",
 }
 
 
@@ -51,13 +53,13 @@ class RunForm(forms.Form):
         label="Fine-tune from (empty: from scratch)",
     )
     backbone = forms.ChoiceField(
-        choices=[(b, BACKBONE_LABELS[b]) for b in BACKBONES],
+        choices=[(b, BACKBONE_LABELS[b]) for b in (*BACKBONES, "dlib", "onnx")],
         initial="ours",
-        label="Detector backbone",
+        label="Backbone",
     )
     backbone_file = forms.FileField(
         required=False,
-        label="Pretrained backbone weights (.pth / .safetensors, optional)",
+        label="Pretrained backbone file (.pth / .safetensors for a detector, .onnx for faces)",
     )
     freeze_blocks = forms.IntegerField(
         required=False,

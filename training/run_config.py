@@ -21,6 +21,9 @@ SCHEDULES = ("none", "inverse_time", "exponential", "step", "cosine")
 # "ours" is the detector's own backbone; the torchvision ones start from a weights file the
 # user brings (ImageNet resnet18 / mobilenet_v3_small), or from random weights.
 BACKBONES = ("ours", "resnet18", "mobilenet_v3_small")
+# A verifier's start: our net from scratch, dlib's pretrained face embedding (installed with
+# the app), or a face-embedding ONNX file the user brings (``TrainingRun.backbone_file``).
+FACE_BACKBONES = ("ours", "dlib", "onnx")
 # The optimising metric by task and whether larger is better (EER: smaller).
 OBJECTIVES = {"detector": ("map50", "max"), "verifier": ("eer", "min")}
 
@@ -63,9 +66,11 @@ class RunConfig:
         freeze_blocks: when fine-tuning, the first N backbone blocks stay frozen (None: the
             notes' rule of thumb by the amount of data).
         start_from: a model version id to fine-tune from.
-        backbone: "ours" (default), "resnet18" or "mobilenet_v3_small" (torchvision
-            architectures; their weights come from a file the user brings, see
-            ``TrainingRun.backbone_file``).
+        backbone: a detector's: "ours" (default), "resnet18" or "mobilenet_v3_small"
+            (torchvision architectures; their weights come from a file the user brings, see
+            ``TrainingRun.backbone_file``). A verifier's: "ours" (from scratch), "dlib"
+            (dlib's pretrained face embedding under our head) or "onnx" (the user's ONNX
+            face embedding, ``TrainingRun.backbone_file``).
         search: a random search, or None for one trial with these settings.
         satisficing: limits a winner must meet, e.g. ``{"latency_ms": 50, "size_mb": 20}``.
         seed: seeds the trials.
@@ -92,6 +97,8 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         _check(self.task in TASKS, "task must be detector or verifier.")
+        allowed = FACE_BACKBONES if self.task == "verifier" else BACKBONES
+        _check(self.backbone in allowed, f"backbone for a {self.task}: one of {allowed}.")
         _check(self.minutes is None or 0 < self.minutes <= 7 * 24 * 60, "minutes: 0 to a week.")
         _check(self.epochs is None or 1 <= self.epochs <= 10_000, "epochs: 1 to 10,000.")
         _check(

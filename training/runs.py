@@ -124,9 +124,13 @@ def start_run(
     """
     _check_data(dataset, config)
     if backbone_file:
-        if config.task != "detector" or config.start_from is not None:
-            raise RunError("A backbone file starts a detector from scratch, not a fine-tuning.")
+        if config.start_from is not None:
+            raise RunError("A backbone file starts a model from scratch, not a fine-tuning.")
         check_stored(backbone_file, config.backbone)
+    elif config.task == "verifier" and config.backbone == "onnx":
+        raise RunError(
+            "backbone 'onnx' needs its file: upload it (POST /api/v1/training/backbones/)."
+        )
     config_hash = hashlib.sha256(f"{config.digest()} {backbone_file}".encode()).hexdigest()
     data_hash = data_digest(dataset, config.task)
     same = TrainingRun.objects.filter(

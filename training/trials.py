@@ -24,6 +24,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
 from inference.calibration import fit_working_scores, serving_scores
+from inference.face_backbones import BackboneVerifier
 from inference.preprocess import load_rgb
 from inference.runtime import pick_device
 from inference.siamese import EmbeddingConfig, SiameseNet, save_verifier
@@ -50,6 +51,7 @@ from training.detection import (
 )
 from training.diagnosis import diagnose as diagnose_errors
 from training.fit import FitCancelled, FitConfig, Progress
+from training.formats.folders import FaceSample
 from training.models import ModelVersion, Trial
 from training.run_config import RunConfig, RunConfigError
 from training.samples import class_names_of, split_samples
@@ -228,10 +230,16 @@ def train_verifier_trial(trial: Trial, config: RunConfig, report: Report) -> Out
     """
     from training import services
 
-    if config.backbone != "ours" or config.start_from is not None or trial.run.backbone_file:
+    if config.start_from is not None:
         raise RunConfigError(
-            "A verifier trains from scratch here: start_from and backbone are for detectors."
+            "A verifier starts from scratch or from a backbone: start_from is for detectors."
         )
+    onnx = trial.run.backbone_file
+    if (config.backbone == "onnx") != bool(onnx):
+        raise RunConfigError("backbone 'onnx' needs a backbone_file (.onnx), and only it does.")
+    backbone = services.face_backbone(
+        config.backbone, Path(default_storage.path(onnx)) if onnx else None
+    )
     splits = services.verifier_splits(trial.run.dataset, "detector", lambda _m: None)
     base = DEFAULT_VERIFIER_TRAIN_CONFIG
     vconfig = dataclasses.replace(base, fit_config=fit_config(config, base.fit_config))
@@ -243,6 +251,7 @@ def train_verifier_trial(trial: Trial, config: RunConfig, report: Report) -> Out
         on_progress=_progress(trial, report, curves, members=vconfig.members > 1),
         seed=config.seed + trial.number,
         device=pick_device(),
+        backbone=backbone,
     )
     if result.stopped_reason == "cancelled":
         raise TrialCancelled()
@@ -255,12 +264,7 @@ def train_verifier_trial(trial: Trial, config: RunConfig, report: Report) -> Out
         if len({f.identity for f in faces}) >= 2:
             calibration = evaluate_verifier(result.model, faces, rng_seed=config.seed)
             metrics[name] = services.calibration_summary(calibration)
-    metrics["_model_config"] = {
-        **result.embedding_config.to_dict(),
-        "margin": result.margin,
-        "members": result.members,
-        "output_dim": result.members * result.embedding_config.embedding_dim,
-    }
+    metrics["_model_config"] = services.verifier_version_config(result)
     metrics["_class_names"] = []
     extra = {"threshold": metrics["threshold"], "threshold_rule": metrics["threshold_rule"]}
     checkpoint, size_mb = _store_file(
@@ -268,7 +272,7 @@ def train_verifier_trial(trial: Trial, config: RunConfig, report: Report) -> Out
     )
     satisficing = {
         "size_mb": size_mb,
-        "latency_ms": _verifier_latency_ms(result.model, result.embedding_config),
+        "latency_ms": _verifier_latency_ms(result.model, result.embedding_config, splits),
     }
     objective = metrics["val"].get("eer")
     summary = (
@@ -280,9 +284,16 @@ def train_verifier_trial(trial: Trial, config: RunConfig, report: Report) -> Out
     return Outcome(curves, metrics, objective, satisficing, checkpoint, summary)
 
 
-def _verifier_latency_ms(model: SiameseNet, shape: EmbeddingConfig) -> float:
-    """Median CPU time to embed one face crop (a satisficing metric)."""
+def _verifier_latency_ms(
+    model: SiameseNet, shape: EmbeddingConfig, splits: dict[str, list[FaceSample]]
+) -> float:
+    """Median CPU time to embed one face crop (a satisficing metric); a backbone verifier's
+    includes its backbone, timed on one of the run's own faces."""
     net = model.to("cpu").eval().embedding
+    if isinstance(net, BackboneVerifier):
+        sample = next(s for faces in splits.values() for s in faces)
+        crop = net.make_crop(load_rgb(sample.image_path), sample.box)
+        return _median_ms(lambda: net.embed([crop]), repeats=5)
     x = torch.zeros(1, shape.in_channels, shape.input_size, shape.input_size)
     return _median_ms(lambda: net(x))
 
@@ -371,11 +382,11 @@ def latency_ms(model: YoloDetector) -> float:
     return _median_ms(lambda: cpu(x))
 
 
-def _median_ms(forward: Callable[[], object]) -> float:
+def _median_ms(forward: Callable[[], object], repeats: int = LATENCY_RUNS) -> float:
     times = []
     with torch.inference_mode():
         forward()  # warm-up
-        for _ in range(LATENCY_RUNS):
+        for _ in range(repeats):
             began = time.perf_counter()
             forward()
             times.append((time.perf_counter() - began) * 1000)

@@ -22,6 +22,7 @@ Label convention (the notes'): ``y = 0`` same person, ``y = 1`` different people
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
 import time
@@ -35,15 +36,16 @@ import numpy.typing as npt
 import torch
 from torch import Tensor, nn
 
+from inference.face_backbones import BackboneSpec, BackboneVerifier, FaceBackbone
 from inference.faces import FACE_MARGIN, UInt8Array, crop_face, expand_box, to_gray, to_tensor
 from inference.pairs import PairArrays, all_eval_pairs, sample_pairs
 from inference.preprocess import load_rgb
 from inference.siamese import (
+    AnyVerifier,
     EmbeddingConfig,
     EmbeddingEnsemble,
     EmbeddingNet,
     SiameseNet,
-    Verifier,
     contrastive_loss,
     euclidean_distance,
 )
@@ -342,23 +344,120 @@ class _FaceCache:
         return to_tensor(crops)
 
 
+class _FeatureCache:
+    """A frozen backbone's features of every sample, computed once: the backbone never
+    changes while its head trains, so each face costs one backbone pass (two with the
+    mirror view that augmentation draws from) however many epochs follow.
+
+    ``crops`` holds the plain features ``(N, D)`` float32: evaluation feeds them to the head
+    as :class:`_FaceCache` feeds its crops to a net.
+    """
+
+    def __init__(
+        self, samples: Sequence[FaceSample], backbone: FaceBackbone, *, mirrored: bool
+    ) -> None:
+        if not samples:
+            raise ValueError("no face samples")
+        self.identities = sorted({s.identity for s in samples})
+        index = {identity: i for i, identity in enumerate(self.identities)}
+        self.labels = np.array([index[s.identity] for s in samples], dtype=np.int64)  # (N,)
+        views = _backbone_views(samples, backbone, mirrored=mirrored)
+        self.crops = np.stack([plain for plain, _ in views])  # (N, D)
+        self.mirrored = np.stack([m for _, m in views if m is not None]) if mirrored else None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def inputs(
+        self,
+        indices: npt.NDArray[np.int64],
+        rng: np.random.Generator,
+        config: FaceAugmentConfig | None,
+    ) -> Tensor:
+        """``(B, D)`` features of ``indices``; with augmentation each face is its mirror
+        image with probability ``config.flip_p``."""
+        x = self.crops[indices]
+        if config is not None and self.mirrored is not None:
+            flip = rng.random(len(indices)) < config.flip_p
+            x = np.where(flip[:, None], self.mirrored[indices], x)
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+
+
+_Cache = _FaceCache | _FeatureCache
+_ViewKey = tuple[str, str, Box | None]
+_View = tuple[npt.NDArray[np.float32], npt.NDArray[np.float32] | None]
+# Backbone features by (backbone, image, box): cross-validation folds and repeated trainings
+# on one dataset embed each face once per process. Bounded: the oldest go first.
+_VIEWS: collections.OrderedDict[_ViewKey, _View] = collections.OrderedDict()
+_MAX_VIEWS = 50_000
+
+
+def _backbone_views(
+    samples: Sequence[FaceSample], backbone: FaceBackbone, *, mirrored: bool
+) -> list[_View]:
+    """``(features (D,), mirrored features (D,) or None)`` of each sample, memoised."""
+    out: list[_View | None] = []
+    todo: list[int] = []
+    for i, sample in enumerate(samples):
+        key = (repr(backbone.spec), str(sample.image_path), sample.box)
+        view = _VIEWS.get(key)
+        if view is None or (mirrored and view[1] is None):
+            todo.append(i)
+            out.append(None)
+        else:
+            _VIEWS.move_to_end(key)
+            out.append(view)
+    for start in range(0, len(todo), 64):
+        part = todo[start : start + 64]
+        chips = [backbone.make_crop(load_rgb(samples[i].image_path), samples[i].box) for i in part]
+        plain = backbone.features(chips)
+        flipped = (
+            backbone.features([np.ascontiguousarray(c[:, ::-1]) for c in chips])
+            if mirrored
+            else None
+        )
+        for k, i in enumerate(part):
+            view = (plain[k], None if flipped is None else flipped[k])
+            key = (repr(backbone.spec), str(samples[i].image_path), samples[i].box)
+            _VIEWS[key] = view
+            out[i] = view
+    while len(_VIEWS) > _MAX_VIEWS:
+        _VIEWS.popitem(last=False)
+    return [v for v in out if v is not None]
+
+
+def _cache_for(
+    net: AnyVerifier, samples: Sequence[FaceSample], *, mirrored: bool = False
+) -> _Cache:
+    if isinstance(net, BackboneVerifier):
+        return _FeatureCache(samples, net.backbone, mirrored=mirrored)
+    return _FaceCache(samples, net.input_size)
+
+
 # ----------------------------------------------------------------------------- evaluation
-def _embedding_net(model: SiameseNet | Verifier) -> Verifier:
+def _embedding_net(model: SiameseNet | AnyVerifier) -> AnyVerifier:
     return model.embedding if isinstance(model, SiameseNet) else model
 
 
-def _embed(net: Verifier, crops: UInt8Array, batch_size: int = 256) -> Tensor:
-    """``(N, d)`` embeddings of ``(N, S, S)`` crops, in eval mode and without gradients.
+def _embed(net: AnyVerifier, crops: npt.NDArray[Any], batch_size: int = 256) -> Tensor:
+    """``(N, d)`` embeddings of ``(N, S, S)`` uint8 crops (or of ``(N, D)`` float32 backbone
+    features for a backbone verifier), in eval mode and without gradients.
 
     The caller's train/eval mode is restored, so this is safe in the middle of training.
     """
     was_training = net.training
     device = next(net.parameters()).device
+
+    def tensor(part: npt.NDArray[Any]) -> Tensor:
+        if part.dtype == np.uint8:
+            return to_tensor(part)
+        return torch.from_numpy(np.ascontiguousarray(part, dtype=np.float32))
+
     net.eval()
     try:
         with torch.no_grad():
             parts = [
-                net(to_tensor(crops[i : i + batch_size]).to(device)).cpu()
+                net(tensor(crops[i : i + batch_size]).to(device)).cpu()
                 for i in range(0, len(crops), batch_size)
             ]
     finally:
@@ -374,14 +473,14 @@ def _pair_distances(embeddings: Tensor, pairs: PairArrays) -> npt.NDArray[np.flo
 
 
 def _calibrate_cached(
-    model: SiameseNet | Verifier, cache: _FaceCache, pairs: PairArrays
+    model: SiameseNet | AnyVerifier, cache: _Cache, pairs: PairArrays
 ) -> Calibration:
     distances = _pair_distances(_embed(_embedding_net(model), cache.crops), pairs)
     return calibrate(distances, pairs[2] == 0)
 
 
 def evaluate_verifier(
-    model: SiameseNet | Verifier, samples: Sequence[FaceSample], *, rng_seed: int = 0
+    model: SiameseNet | AnyVerifier, samples: Sequence[FaceSample], *, rng_seed: int = 0
 ) -> Calibration:
     """Verification metrics on every same-person pair of ``samples`` plus as many others.
 
@@ -395,7 +494,7 @@ def evaluate_verifier(
         ``inference.verification_metrics.Calibration`` (EER, AUC, TAR at FAR 1% / 0.1%, the
         thresholds as distances, ROC and histograms).
     """
-    cache = _FaceCache(samples, _embedding_net(model).input_size)
+    cache = _cache_for(_embedding_net(model), samples)
     pairs = all_eval_pairs(cache.labels, np.random.default_rng(rng_seed))
     return _calibrate_cached(model, cache, pairs)
 
@@ -409,12 +508,14 @@ class VerifierTrainingResult:
         model: the ``SiameseNet`` with the BEST epoch's weights, in eval mode.
         calibration: validation metrics and thresholds of those weights.
         history: one ``training.fit.EpochRecord`` per epoch (loss; val eer, auc, tar_at_far_1pct).
-        best_epoch: 0-based index of the kept epoch.
+        best_epoch: 0-based index of the kept epoch; -1 when a backbone head kept the
+            untrained identity (the backbone alone was best on the validation people).
         elapsed_seconds: wall-clock seconds of the whole call (decoding, fit, calibration).
         stopped_reason: "early_stopping", "max_epochs", "time_budget" or "cancelled".
         embedding_config, fit_config: the configurations actually used (per member).
         margin: the contrastive loss margin (distance units).
         members: nets in the model (an ``EmbeddingEnsemble`` when > 1).
+        backbone: the pretrained backbone under the trained head, or None (our own net).
     """
 
     model: SiameseNet
@@ -427,6 +528,7 @@ class VerifierTrainingResult:
     fit_config: FitConfig
     margin: float
     members: int = 1
+    backbone: BackboneSpec | None = None
 
 
 GroupBatch = tuple[Tensor, Tensor]  # x (B, 1, S, S), person labels (B,)
@@ -445,8 +547,8 @@ class _Batches:
     seeing a few thousand pairs and a few hundred thousand in the same minutes.
     """
 
-    cache: _FaceCache
-    net: Verifier  # mines hard negatives for the "pairs" sampler
+    cache: _Cache
+    net: AnyVerifier  # mines hard negatives for the "pairs" sampler
     config: VerifierTrainConfig
     batch_size: int  # pairs per batch for the "pairs" sampler
     seed: int
@@ -554,8 +656,10 @@ def train_verifier(
     on_progress: Callable[[Progress], None] | None = None,
     seed: int = 0,
     device: torch.device | None = None,
+    backbone: FaceBackbone | None = None,
 ) -> VerifierTrainingResult:
-    """Train a Siamese verifier from scratch with the contrastive loss.
+    """Train a Siamese verifier with the contrastive loss: from scratch, or with a frozen
+    pretrained ``backbone`` under our :class:`~inference.face_backbones.ResidualHead`.
 
     With ``config.members > 1`` it trains that many nets one after the other, each from its
     own initialisation (seed ``seed + 1000 * k``) for ``1 / members`` of the time budget,
@@ -568,11 +672,15 @@ def train_verifier(
         on_progress: forwarded to ``training.fit.fit`` (may raise ``FitCancelled``).
         seed: seeds everything random.
         device: where to train (default CPU).
+        backbone: train only a head on this frozen backbone (``config.members`` and
+            ``config.embedding_config`` are not read; one head).
 
     Returns:
         :class:`VerifierTrainingResult`: the (ensemble) model in eval mode, its validation
         calibration, the members' histories one after the other.
     """
+    if backbone is not None:
+        return _train_head(train, val, config, backbone, on_progress, seed, device)
     members = config.members
     if members == 1:
         return _train_one(train, val, config, on_progress=on_progress, seed=seed, device=device)
@@ -662,6 +770,66 @@ def _train_one(
         embedding_config=config.embedding_config,
         fit_config=fcfg,
         margin=config.margin,
+    )
+
+
+def _train_head(
+    train: Sequence[FaceSample],
+    val: Sequence[FaceSample],
+    config: VerifierTrainConfig,
+    backbone: FaceBackbone,
+    on_progress: Callable[[Progress], None] | None,
+    seed: int,
+    device: torch.device | None,
+) -> VerifierTrainingResult:
+    """Train our head on a frozen backbone's features (the notes' transfer learning).
+
+    The same Siamese loop as :func:`_train_one` (in-batch pairs, contrastive loss, early
+    stopping on the validation people's EER), on features computed once. The head starts as
+    the identity, and if no epoch beats the backbone's own embedding on the validation
+    people the identity is kept: training on the user's people never leaves the verifier
+    worse on people it has not seen than the backbone alone.
+    """
+    start = time.monotonic()
+    _check_people(train, val)
+    fcfg = dataclasses.replace(config.fit_config, metric="eer", mode="min", seed=seed)
+    config = dataclasses.replace(config, sampler="batch")  # features: no per-pair re-embedding
+    device = device or torch.device("cpu")
+    torch.manual_seed(seed)
+    verifier = BackboneVerifier(backbone)
+    model = SiameseNet(verifier).to(device)
+    train_cache = _FeatureCache(train, backbone, mirrored=config.augment is not None)
+    val_cache = _FeatureCache(val, backbone, mirrored=False)
+    val_pairs = all_eval_pairs(val_cache.labels, np.random.default_rng(seed))
+    model.eval()
+    identity = _calibrate_cached(model, val_cache, val_pairs)
+    epochs = _Batches(train_cache, verifier, config, fcfg.batch_size, seed).epoch
+
+    def evaluate(m: nn.Module) -> dict[str, float]:
+        cal = _calibrate_cached(model, val_cache, val_pairs)
+        return {"eer": cal.eer, "auc": cal.auc, "tar_at_far_1pct": cal.tar_at_far_1pct}
+
+    step = _loss_step(config, model, device)
+    result = fit(model, epochs, step, evaluate, fcfg, on_progress)
+    if result.best_state is not None:
+        model.load_state_dict(result.best_state)
+    model.eval()
+    calibration = _calibrate_cached(model, val_cache, val_pairs)
+    kept_identity = (calibration.eer, -calibration.auc) >= (identity.eer, -identity.auc)
+    if kept_identity:
+        verifier.head.reset_parameters()
+        calibration = identity
+    return VerifierTrainingResult(
+        model=model,
+        calibration=calibration,
+        history=result.history,
+        best_epoch=-1 if kept_identity else result.best_epoch,
+        elapsed_seconds=time.monotonic() - start,
+        stopped_reason=result.stopped_reason,
+        embedding_config=config.embedding_config,
+        fit_config=fcfg,
+        margin=config.margin,
+        backbone=backbone.spec,
     )
 
 

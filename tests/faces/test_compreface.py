@@ -193,3 +193,52 @@ def test_errors_have_compreface_shape_and_codes(
     refused = cf("POST", "/api/v1/recognition/subjects", api_key=viewer_key, json={"subject": "V"})
     assert refused.status_code == 403 and refused.json()["code"] == 32
     assert Subject.objects.count() == 1 and not Face.objects.exists() and not Image.objects.exists()
+
+
+def test_one_pair_reports_one_similarity_in_every_answer(cf, tiny_verifier, orl, client, labeler):
+    """verify, recognize, and CompreFace's verify and recognize: the same similarity for the
+    same two photos, on the scale where the calibrated threshold reads 0.85, although 1:K
+    decides at a stricter distance than 1:1."""
+    from inference.verification_metrics import distance_to_similarity
+    from tests.faces.conftest import pixels_of, reference_distance
+    from webapp.faces import services
+
+    a, b = orl(1, 1), orl(1, 4)
+    # Thresholds around this pair's distance: 1:1 accepts it, 1:K (stricter) does not.
+    d = reference_distance(tiny_verifier, pixels_of(a), pixels_of(b))
+    tiny_verifier.metrics = {
+        **tiny_verifier.metrics,
+        "threshold": 1.1 * d,
+        "recognition_threshold": 0.7 * d,
+    }
+    tiny_verifier.save(update_fields=["metrics"])
+    added = cf("POST", "/api/v1/recognition/faces?subject=Ann", files={"file": ("a.pgm", a)})
+    assert added.status_code == 201, added.json()
+    verified = services.verify_faces(pixels_of(a), pixels_of(b))
+    [native] = services.recognize(pixels_of(b))["faces"]
+    cf_verify = cf(
+        "POST",
+        "/api/v1/verification/verify",
+        files={"source_image": ("a.pgm", a), "target_image": ("b.pgm", b)},
+    ).json()["result"][0]["face_matches"][0]
+    recognized = cf("POST", "/api/v1/recognition/recognize", files={"file": ("b.pgm", b)})
+    cf_recognize = recognized.json()["result"][0]["subjects"][0]
+    similarity = verified["similarity"]
+    assert verified["verified"] is True and native["match"] is False
+    assert similarity == pytest.approx(distance_to_similarity(1 / 1.1, 1.0), abs=0.02)  # 0.89
+    assert similarity == pytest.approx(
+        distance_to_similarity(verified["distance"], verified["threshold"]), abs=1e-5
+    )
+    # float32 embeddings of one photo, computed in different batches, differ by ~1e-4 here;
+    # the similarity's slope at these distances turns that into well under 0.02. Anchored at
+    # the recognition threshold instead, the old scale gave the 1:K answers 0.19.
+    for other in (native["candidates"][0]["similarity"], cf_verify["similarity"]):
+        assert other == pytest.approx(similarity, abs=0.02)
+    assert cf_recognize["similarity"] == pytest.approx(similarity, abs=0.02)
+    assert native["threshold"] == pytest.approx(0.7 * d, rel=1e-4)
+    assert native["similarity_threshold"] == pytest.approx(
+        distance_to_similarity(0.7, 1.1), abs=1e-4
+    )
+    assert distance_to_similarity(verified["threshold"], verified["threshold"]) == pytest.approx(
+        0.85
+    )

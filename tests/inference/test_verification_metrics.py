@@ -141,9 +141,12 @@ def test_rejects_one_sided_or_bad_input() -> None:
         tar_at_far([0.1, 0.2], [True, False], 1.5)
 
 
-def test_similarity_is_one_half_at_threshold_and_monotone() -> None:
+def test_similarity_is_085_at_threshold_and_monotone() -> None:
     for threshold in [0.3, 1.0, 7.5]:
-        assert distance_to_similarity(threshold, threshold) == pytest.approx(0.5)
+        # CompreFace clients' usual cut-offs 0.8-0.9 straddle our calibrated threshold.
+        assert distance_to_similarity(threshold, threshold) == pytest.approx(0.85, abs=1e-12)
+        assert distance_to_similarity(0.89 * threshold, threshold) == pytest.approx(0.90, abs=2e-3)
+        assert distance_to_similarity(1.09 * threshold, threshold) == pytest.approx(0.80, abs=2e-3)
         assert distance_to_similarity(0.0, threshold) == 1.0
         grid = np.linspace(0.0, 10 * threshold, 1001)
         similarity = distance_to_similarity(grid, threshold)

@@ -16,7 +16,8 @@ body under the same names. The key goes in the ``x-api-key`` header (one of our 
 tokens). Errors are CompreFace's ``{"message", "code"}`` with its numeric codes where it
 has one (28: no face found, 26: invalid value, 33: missing parameter, 21: unreadable image,
 11: example not found). An "image_id" is the id of one enrolled face. Similarities are our
-display similarity: 0.5 at the verifier's calibrated threshold.
+one similarity scale (``inference.verification_metrics.distance_to_similarity``): 0.85 at
+the verifier's calibrated threshold, so CompreFace's usual 0.8-0.9 cut-offs keep their meaning.
 
 Everything runs as the same jobs as the native API and waits for them (``?wait=`` seconds,
 default 60), since CompreFace clients expect the answer in the response.

@@ -416,10 +416,18 @@ def match_embeddings(
     threshold: float,
     *,
     top_k: int = 1,
+    scale: float | None = None,
 ) -> list[dict[str, Any]]:
-    """The best subject (or ``unknown``) and ``top_k`` candidates for each ``(Q, d)`` query."""
+    """The best subject (or ``unknown``) and ``top_k`` candidates for each ``(Q, d)`` query.
+
+    ``threshold`` decides (distance below it is a match); ``scale`` is the verifier's
+    calibrated verification threshold, which anchors every similarity so that one pair
+    reports one similarity in verify, recognize and the CompreFace answers (default:
+    ``threshold``). ``similarity_threshold`` is ``threshold`` on that scale.
+    """
+    anchor = threshold if scale is None else scale
     if len(loaded.gallery) == 0:
-        return [_unknown(threshold) for _ in range(len(queries))]
+        return [_unknown(threshold, anchor) for _ in range(len(queries))]
     per_subject = _subject_distances(loaded, queries, top_k)
     answers = []
     for candidates in per_subject:
@@ -433,13 +441,14 @@ def match_embeddings(
                 else None,
                 "label": loaded.names.get(best_id, "") if known else "unknown",
                 "distance": _rounded(best_distance),
-                "similarity": _rounded(distance_to_similarity(best_distance, threshold)),
+                "similarity": _rounded(distance_to_similarity(best_distance, anchor)),
                 "threshold": _rounded(threshold),
+                "similarity_threshold": _rounded(distance_to_similarity(threshold, anchor)),
                 "candidates": [
                     {
                         "subject": {"id": sid, "name": loaded.names.get(sid, "")},
                         "distance": _rounded(d),
-                        "similarity": _rounded(distance_to_similarity(d, threshold)),
+                        "similarity": _rounded(distance_to_similarity(d, anchor)),
                     }
                     for sid, d in candidates
                 ],
@@ -457,7 +466,7 @@ def _subject_distances(
     return [m.candidates if m is not None else [] for m in matches]
 
 
-def _unknown(threshold: float) -> dict[str, Any]:
+def _unknown(threshold: float, anchor: float) -> dict[str, Any]:
     return {
         "match": False,
         "subject": None,
@@ -465,6 +474,7 @@ def _unknown(threshold: float) -> dict[str, Any]:
         "distance": None,
         "similarity": 0.0,
         "threshold": _rounded(threshold),
+        "similarity_threshold": _rounded(distance_to_similarity(threshold, anchor)),
         "candidates": [],
     }
 
@@ -509,7 +519,11 @@ def recognize(
     faces = faces[:limit] if limit > 0 else faces
     loaded = load_gallery(models.verifier)
     answers = match_embeddings(
-        loaded, models.pipeline.embed([f.crop for f in faces]), t, top_k=top_k
+        loaded,
+        models.pipeline.embed([f.crop for f in faces]),
+        t,
+        top_k=top_k,
+        scale=models.pipeline.threshold,
     )
     notes = [f"image: {search.note}"] if search.note else []
     if len(loaded.gallery) == 0:

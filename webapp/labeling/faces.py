@@ -88,7 +88,9 @@ def _suggestions(image: Image, faces: list[Face]) -> dict[int, dict[str, Any]]:
     loaded = load_gallery(verifier, image.dataset)
     threshold = calibrated_threshold(verifier) or 1.0
     queries = np.stack([np.asarray(f.get_embedding()) for f in pending])  # (Q, d)
-    answers = match_embeddings(loaded, queries, recognition_threshold(verifier, threshold), top_k=3)
+    answers = match_embeddings(
+        loaded, queries, recognition_threshold(verifier, threshold), top_k=3, scale=threshold
+    )
     return {f.pk: answer for f, answer in zip(pending, answers, strict=True)}
 
 
