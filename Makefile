@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint typecheck bench bench-detector bench-faces bench-calibration bench-labeling bench-labeling-speed bench-label-errors bench-training clean
+.PHONY: run test install lint typecheck bench bench-detector bench-faces bench-face-verifiers bench-face-portraits bench-calibration bench-labeling bench-labeling-speed bench-label-errors bench-training clean
 
 run: $(STAMP)
 	$(PY) scripts/run.py
@@ -33,7 +33,7 @@ typecheck: $(STAMP)
 
 # Benchmarks are not tests: they print tables of ratios against baselines run alongside.
 # Run as modules: `python bench/x.py` would put bench/ (not the repository) on sys.path.
-bench: bench-detector bench-faces bench-calibration bench-labeling bench-labeling-speed bench-label-errors bench-training
+bench: bench-detector bench-faces bench-face-verifiers bench-face-portraits bench-calibration bench-labeling bench-labeling-speed bench-label-errors bench-training
 
 bench-detector: $(STAMP)
 	$(PY) -m bench.detector --ours demo/models/detector-bccd.safetensors
@@ -44,6 +44,17 @@ FACE_VERIFIER ?= demo/models/verifier-orl.safetensors
 
 bench-faces: $(STAMP)
 	$(PY) -m bench.faces --ours-detector $(FACE_DETECTOR) --ours-verifier $(FACE_VERIFIER)
+
+# Verifiers on people they never saw: ours with each backbone against dlib alone (ORL folds).
+bench-face-verifiers: $(STAMP)
+	OMP_NUM_THREADS=1 $(PY) -m bench.face_verifiers
+
+# A face found in every portrait? The shipped face detector against a baseline checkpoint
+# (default: the one shipped before it, from git history).
+FACE_DETECTOR_BASELINE ?= /tmp/face-detector-baseline.safetensors
+bench-face-portraits: $(STAMP)
+	test -f $(FACE_DETECTOR_BASELINE) || git show 35fc47d:demo/models/face-detector.safetensors > $(FACE_DETECTOR_BASELINE)
+	OMP_NUM_THREADS=1 $(PY) -m bench.face_portraits --ours $(FACE_DETECTOR) --baseline $(FACE_DETECTOR_BASELINE)
 
 # The shipped detector's calibrated confidence on BCCD's test split (calibration fitted on val).
 bench-calibration: $(STAMP)

@@ -332,11 +332,15 @@ class DlibBackbone:
         """dlib's aligned ``(150, 150, 3)`` chip of the face in ``box`` (None: the whole
         image), the landmarks placed in :meth:`face_rect`."""
         rgb = np.ascontiguousarray(as_rgb_uint8(image))
-        x1, y1, x2, y2 = self.face_rect(rgb, box)
-        rect = self._dlib.rectangle(round(x1), round(y1), round(x2) - 1, round(y2) - 1)
-        shape = self._landmarks(rgb, rect)
+        return self.chip(rgb, self.face_rect(rgb, box))
+
+    def chip(self, rgb: UInt8Array, rect: Box) -> UInt8Array:
+        """The aligned chip with the 5-point landmarks placed in exactly ``rect``."""
+        x1, y1, x2, y2 = rect
+        box = self._dlib.rectangle(round(x1), round(y1), round(x2) - 1, round(y2) - 1)
+        shape = self._landmarks(np.ascontiguousarray(rgb), box)
         chip = self._dlib.get_face_chip(
-            rgb, shape, size=self.spec.input_size, padding=self.spec.margin
+            np.ascontiguousarray(rgb), shape, size=self.spec.input_size, padding=self.spec.margin
         )
         return np.ascontiguousarray(chip, dtype=np.uint8)
 

@@ -294,13 +294,41 @@ def detect_faces(
     if not len(scores):
         return []
     kept = nms(torch.from_numpy(boxes), torch.from_numpy(scores), detector.config.iou_threshold)
+    kept = _drop_nested(boxes, kept.tolist())
     return [
         (
             (float(boxes[i, 0]), float(boxes[i, 1]), float(boxes[i, 2]), float(boxes[i, 3])),
             float(scores[i]),
         )
-        for i in kept.tolist()
+        for i in kept
     ]
+
+
+# A box with at least this share of its area inside a better-scoring box is part of that face.
+NESTED_SHARE = 0.7
+
+
+def _drop_nested(boxes: npt.NDArray[np.float32], order: list[int]) -> list[int]:
+    """``order`` (best first) without boxes lying mostly inside a better one.
+
+    NMS keeps a small box inside a large one (their IoU is small): on a portrait the
+    detector can box the whole face and, with a lower score, an eye or the mouth. Faces in
+    photos do not nest, so such a box is a part of the face that contains it.
+    """
+    kept: list[int] = []
+    for i in order:
+        x1, y1, x2, y2 = boxes[i]
+        area = max(1e-6, float((x2 - x1) * (y2 - y1)))
+        inside = False
+        for j in kept:
+            iw = max(0.0, float(min(x2, boxes[j, 2]) - max(x1, boxes[j, 0])))
+            ih = max(0.0, float(min(y2, boxes[j, 3]) - max(y1, boxes[j, 1])))
+            if iw * ih / area >= NESTED_SHARE:
+                inside = True
+                break
+        if not inside:
+            kept.append(i)
+    return kept
 
 
 def largest_face(

@@ -107,9 +107,30 @@ def eer(distances: npt.ArrayLike, same: npt.ArrayLike) -> tuple[float, float]:
     Returns:
         ``(eer, threshold)``: the rate in [0, 1] and the distance threshold (accept
         ``distance < threshold``) interpolated the same way. With perfectly separated
-        distances the EER is 0 and the threshold is the smallest different-person distance.
+        distances the EER is 0 and the threshold is the middle of the gap between the
+        largest same-person and the smallest different-person distance (see
+        :func:`_gap_middle`).
     """
-    return _eer_from_roc(*roc_curve(distances, same))
+    d, s = _validate(distances, same)
+    rate, threshold = _eer_from_roc(*roc_curve(d, s))
+    return rate, _gap_middle(d, s, rate, threshold)
+
+
+def _gap_middle(d: FloatArray, s: npt.NDArray[np.bool_], rate: float, threshold: float) -> float:
+    """The EER threshold, moved to the middle of the gap when the pairs are separated.
+
+    Every threshold in the gap gives EER 0 on these pairs; the interpolation lands on its
+    upper edge (the closest different-person pair), the loosest of them, which accepts the
+    first stranger who comes a little closer. A pretrained backbone separates a few
+    validation people perfectly, so this is the common case there: the middle leaves the same
+    room on both sides for people not seen yet.
+    """
+    if rate > 0 or not s.any() or s.all():
+        return threshold
+    largest_same, smallest_different = float(d[s].max()), float(d[~s].min())
+    if largest_same >= smallest_different:
+        return threshold
+    return (largest_same + smallest_different) / 2.0
 
 
 def _operating_point(far: FloatArray, far_target: float) -> int:
@@ -266,6 +287,7 @@ def calibrate(
     d, s = _validate(distances, same)
     far, tar, thresholds = roc_curve(d, s)
     eer_rate, eer_threshold = _eer_from_roc(far, tar, thresholds)
+    eer_threshold = _gap_middle(d, s, eer_rate, eer_threshold)
     at_1pct, at_01pct = _operating_point(far, 0.01), _operating_point(far, 0.001)
     keep = _downsample(len(far), roc_points, [at_1pct, at_01pct])
     edges = np.histogram_bin_edges(d, bins=bins)

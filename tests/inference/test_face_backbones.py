@@ -171,7 +171,8 @@ def test_a_backbone_verifier_round_trips_through_its_checkpoint(
     sha = save_verifier(tmp_path / "v.safetensors", verifier, extra={"threshold": 0.7})
     loaded, extra = load_verifier(tmp_path / "v.safetensors", "cpu", expected_sha256=sha)
     assert isinstance(loaded, BackboneVerifier) and extra["threshold"] == 0.7
-    assert loaded.spec == verifier.spec and loaded.backbone.model == model  # the file inside
+    assert loaded.spec == verifier.spec and isinstance(loaded.backbone, OnnxBackbone)
+    assert loaded.backbone.model == model  # the file travels inside the checkpoint
     rng = np.random.default_rng(1)
     photo = rng.integers(0, 256, size=(80, 60, 3), dtype=np.uint8)
     crop = make_face_crop(loaded, photo, (10.0, 10.0, 50.0, 60.0))

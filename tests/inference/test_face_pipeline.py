@@ -59,10 +59,13 @@ def test_faces_in_a_street_photo_match_the_labelled_boxes(detector: Predictor) -
         assert max(_iou(box, gt) for gt in record.boxes) > 0.3
 
 
-def test_a_close_up_portrait_is_found_through_the_zoomed_out_view(detector: Predictor) -> None:
-    image = load_rgb(orl_faces() / "s1" / "1.pgm")  # 92 x 112, face fills it
+def test_a_close_up_portrait_is_found(detector: Predictor) -> None:
+    image = load_rgb(orl_faces() / "s2" / "1.pgm")  # 92 x 112, face fills it
+    # The shipped detector learned frame-filling faces (zoomed crowd faces and ORL's
+    # train-split portraits; s2 is a test-split person): it finds this one as it is, and the
+    # zoomed-out view stays a second chance for faces larger still.
     plain = detector.predict([image], score_threshold=0.2)[0]
-    assert len(plain) == 0  # the face is larger than any face the detector trained on
+    assert len(plain) == 1
     box = largest_face(detector, image)
     assert box is not None
     x1, y1, x2, y2 = box
@@ -122,3 +125,13 @@ def test_shipped_models_tell_test_split_people_apart(pipeline: FacePipeline) -> 
     assert correct / total >= 0.88
     same = pipeline.compare(emb[0], emb[0])
     assert same.verified and same.distance == 0.0 and same.similarity == 1.0
+
+
+def test_a_part_of_a_face_inside_the_face_is_not_a_second_face(detector: Predictor) -> None:
+    # On this portrait the detector also boxes a part of the face (score 0.46
+    # inside the whole-face box at 0.73); NMS keeps both, the nesting rule only one.
+    image = load_rgb(orl_faces() / "s34" / "7.pgm")
+    found = detect_faces(detector, image)
+    assert len(found) == 1
+    x1, y1, x2, y2 = found[0][0]
+    assert (x2 - x1) * (y2 - y1) > 0.5 * 92 * 112

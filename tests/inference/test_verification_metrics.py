@@ -117,7 +117,12 @@ def test_tar_at_far_matches_slow_reference(seed: int, far_target: float) -> None
 def test_perfect_separation() -> None:
     same = np.array([True] * 5 + [False] * 5)
     distances = np.array([0.1, 0.2, 0.25, 0.3, 0.35, 0.8, 0.9, 1.0, 1.1, 1.2])
-    assert eer(distances, same) == (0.0, 0.8)
+    # Every threshold in the gap (0.35, 0.8] has EER 0: the middle leaves equal room on both
+    # sides for people not seen yet, where the gap's upper edge would accept any stranger
+    # a little closer than the closest different-person pair here.
+    rate, threshold = eer(distances, same)
+    assert rate == 0.0 and threshold == pytest.approx(0.575)
+    assert calibrate(distances, same).eer_threshold == pytest.approx(0.575)
     assert auc(distances, same) == 1.0
     assert tar_at_far(distances, same, 0.001) == 1.0
     assert threshold_for_far(distances, same, 0.0) == 0.8

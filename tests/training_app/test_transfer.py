@@ -123,7 +123,8 @@ def test_the_upload_reports_what_matched_and_keeps_one_copy(imagenet_like):
 @pytest.mark.parametrize(
     ("upload", "message"),
     [
-        (SimpleUploadedFile("w.onnx", b"x"), "ends in .pth"),
+        (SimpleUploadedFile("w.bin", b"x"), "ends in .pth"),
+        (SimpleUploadedFile("w.onnx", b"x"), "cannot be a face backbone: not an ONNX model"),
         (SimpleUploadedFile("w.pth", b"not a pickle"), "not a weights file"),
         (None, "form field 'file'"),
     ],

@@ -67,3 +67,56 @@ def test_a_verifier_needs_two_people_on_each_side(people, labeler):
     with pytest.raises(runs.RunError, match="too few val people"):
         runs.start_run(people, RunConfig(task="verifier", epochs=1), user=labeler)
     assert not people.training_runs.exists()
+
+
+def test_a_verifier_run_on_the_dlib_backbone_registers_it_with_its_file_hash(people, labeler):
+    from inference.face_backbones import BackboneVerifier, dlib_spec
+
+    run = runs.start_run(
+        people, RunConfig(task="verifier", epochs=2, backbone="dlib"), user=labeler
+    )
+    run_jobs()
+    run.refresh_from_db()
+    trial = run.trials.get()
+    assert run.status == RunStatus.DONE, (run.message, trial.message)
+    version = run.model_version
+    assert version.config["backbone"]["kind"] == "dlib"
+    assert version.config["backbone"]["sha256"] == dlib_spec().sha256
+    net, extra = load_verifier(version.path, "cpu")
+    assert isinstance(net, BackboneVerifier) and extra["threshold"] > 0
+    # dlib tells these five people apart without training on them (its head may stay as is).
+    assert trial.metrics["unseen"]["auc"] > 0.95
+    assert trial.satisficing["latency_ms"] > 0
+
+
+def test_an_onnx_backbone_is_uploaded_and_trained_on_through_the_api(people, labeler_api):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from inference.face_backbones import BackboneVerifier, OnnxBackbone
+    from inference.siamese import EmbeddingConfig, EmbeddingNet
+    from tests.inference.test_face_backbones import export_onnx
+
+    net = EmbeddingNet(EmbeddingConfig(input_size=32, widths=(8, 16), embedding_dim=16))
+    model = export_onnx(net, 32, 1, normalize="per_image", color="grey")
+    url = "/api/v1/training/backbones/"
+    stored = labeler_api.post(url, {"file": SimpleUploadedFile("mine.onnx", model)})
+    assert stored.status_code == 201, stored.content
+    body = stored.json()
+    assert body["backbone"] == "onnx" and body["fits"]["onnx"]["output_dim"] == 16
+    runs_url = "/api/v1/training/runs/"
+    missing = {"dataset": people.pk, "task": "verifier", "epochs": 2, "backbone": "onnx"}
+    refused = labeler_api.post(runs_url, missing, format="json")
+    assert refused.status_code == 400 and "needs its file" in refused.json()["error"]["message"]
+    started = labeler_api.post(
+        runs_url, {**missing, "backbone_file": body["backbone_file"]}, format="json"
+    )
+    assert started.status_code == 201, started.content
+    run_jobs()
+    run = runs.TrainingRun.objects.get(pk=started.json()["id"])
+    assert run.status == RunStatus.DONE, run.message
+    version = run.model_version
+    assert version.config["backbone"]["kind"] == "onnx"
+    assert version.config["backbone"]["sha256"] == body["sha256"]
+    loaded, _ = load_verifier(version.path, "cpu")
+    assert isinstance(loaded, BackboneVerifier) and isinstance(loaded.backbone, OnnxBackbone)
+    assert loaded.backbone.model == model

@@ -98,4 +98,10 @@ class Command(TrainingCommand[VerifierTraining]):
     def recorded(self, options: dict[str, Any], training: VerifierTraining) -> dict[str, Any]:
         # The resolved rate is recorded, so the line reproduces the run after defaults change.
         backbone = None if options["backbone"] in ("ours", "") else options["backbone"]
-        return {**options, "lr": training.config.fit_config.learning_rate, "backbone": backbone}
+        members = None if backbone else options["members"]  # a backbone trains one head
+        return {
+            **options,
+            "lr": training.config.fit_config.learning_rate,
+            "backbone": backbone,
+            "members": members,
+        }
