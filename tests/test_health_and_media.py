@@ -139,3 +139,26 @@ def test_the_status_page_shows_orphans_and_failures_to_admins(client, labeler, a
     assert "Disk full" in page[page.index('id="failures"') :] and f"/jobs/{failed.pk}/" in page
     assert 'id="queues"' in page and 'id="workers"' in page
     assert 'href="/ops/status/"' in page  # in the nav, for admins
+
+
+def test_api_paths_never_answer_an_html_csrf_page(db, labeler):
+    """A PATCH with a token to a path that is no endpoint is a JSON 404 (it once was
+    Django's HTML CSRF page), and a refused CSRF check on an API path answers JSON."""
+    import json
+
+    from django.test import Client, RequestFactory
+
+    from webapp.accounts.models import ApiToken
+    from webapp.security import csrf_failure
+
+    _, key = ApiToken.issue(labeler, "csrf")
+    client = Client(enforce_csrf_checks=True)
+    answer = client.generic(
+        "PATCH", "/api/v1/boxes/-5/", b"{}", "application/json", HTTP_AUTHORIZATION=f"Token {key}"
+    )
+    assert answer.status_code == 404 and answer["Content-Type"] == "application/json"
+    refused = csrf_failure(RequestFactory().post("/api/v1/anything/"), "CSRF cookie not set.")
+    assert refused.status_code == 403 and refused["Content-Type"] == "application/json"
+    assert json.loads(refused.content)["error"]["code"] == "csrf_failed"
+    page = csrf_failure(RequestFactory().post("/login/"), "CSRF cookie not set.")
+    assert page.status_code == 403 and page["Content-Type"].startswith("text/html")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 
 POLICY = "; ".join(
     [
@@ -31,3 +31,21 @@ class ContentSecurityPolicyMiddleware:
         response = self.get_response(request)
         response.headers.setdefault("Content-Security-Policy", POLICY)
         return response
+
+
+API_PREFIXES = ("/api/", "/v1/")
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """A refused CSRF check: the JSON error body on API paths, Django's page elsewhere."""
+    if request.path.startswith(API_PREFIXES):
+        from webapp.api.errors import error_body
+
+        message = (
+            "CSRF check failed: send an API token (Authorization: Token <key>) instead of "
+            f"a session cookie, or the CSRF token with the session ({reason})."
+        )
+        return JsonResponse(error_body("csrf_failed", message), status=403)
+    from django.views.csrf import csrf_failure as django_csrf_failure
+
+    return django_csrf_failure(request, reason)

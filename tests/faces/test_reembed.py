@@ -104,3 +104,44 @@ def test_activating_a_verifier_starts_the_reembed_job_on_commit(
         tiny_face_detector.activate()
     assert len(callbacks) == 1  # the signal was sent ...
     assert Job.objects.filter(kind="reembed").count() == 1  # ... and ignored
+
+
+def test_switching_to_the_dlib_backbone_reembeds_with_its_own_crops(two_faces, orl, labeler):
+    """Re-embedding is the same whatever the backbone: the dlib verifier's 128-d embeddings
+    of its own aligned chips replace the tiny net's 8-d ones, and recognition uses them."""
+    import json
+    from pathlib import Path
+
+    from inference.face_backbones import BackboneVerifier
+    from inference.siamese import embed_face_crops, load_verifier, make_face_crop
+    from tests.conftest import _register_model
+    from training.models import ModelKind
+
+    models = Path(__file__).resolve().parents[2] / "demo" / "models"
+    card = json.loads((models / "verifier-dlib.json").read_text())
+    dlib_version = _register_model(
+        ModelKind.VERIFIER,
+        "dlib",
+        models / "verifier-dlib.safetensors",
+        card["sha256"],
+        config=card["config"],
+        metrics=card["metrics"],
+    )
+    assert dlib_version.kind == ModelKind.VERIFIER and dlib_version.is_active
+    job = services.schedule_reembed(labeler)
+    assert job is not None
+    execute_job(job.pk)
+    job.refresh_from_db()
+    assert job.status == "done", job.error
+    assert job.result["faces"] == 2 and job.result["model_version"]["id"] == dlib_version.pk
+    net, _ = load_verifier(dlib_version.path, "cpu")
+    assert isinstance(net, BackboneVerifier)
+    whole = Face.objects.order_by("id").first()
+    assert whole is not None
+    expected = embed_face_crops(net, [make_face_crop(net, pixels_of(orl(12, 1)), None)])[0]
+    stored = whole.get_embedding()
+    assert stored is not None and stored.shape == (128,)
+    # The stored face was found by serving's pipeline (no face detector here: used whole).
+    np.testing.assert_allclose(stored, expected, atol=1e-5)
+    found = services.recognize(pixels_of(orl(12, 5)))
+    assert found["faces"][0]["label"] == "Ann" and found["gallery"]["stale_faces"] == 0

@@ -119,3 +119,96 @@ def waiting_schema(
         },
         **more,
     )
+
+
+# ----------------------------------------------------------------------------- every status
+_HTTP_METHODS = ("get", "put", "post", "delete", "patch")
+_MEANINGS_MORE = {
+    429: "Too many attempts (bad tokens or logins): wait and retry.",
+    **_MEANINGS,
+}
+_ERROR_SCHEMAS = {
+    "ErrorBody": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "details": {"type": "object", "additionalProperties": {}},
+                },
+            }
+        },
+    },
+    "CompreFaceError": {
+        "type": "object",
+        "description": "CompreFace's error body: its numeric code where it has one, else 0.",
+        "required": ["message", "code"],
+        "properties": {"message": {"type": "string"}, "code": {"type": "integer"}},
+    },
+    "DeepStackError": {
+        "type": "object",
+        "description": "DeepStack's error body.",
+        "required": ["success", "error"],
+        "properties": {
+            "success": {"type": "boolean", "enum": [False]},
+            "error": {"type": "string"},
+            "code": {"type": "integer"},
+        },
+    },
+}
+
+
+def _error_schema_of(path: str) -> str:
+    if path.startswith(("/api/v1/recognition/", "/api/v1/verification/")):
+        return "CompreFaceError"
+    if path.startswith("/v1/vision/"):
+        return "DeepStackError"
+    return "ErrorBody"
+
+
+def _statuses(path: str, method: str, operation: dict[str, Any]) -> set[int]:
+    """The error statuses any operation of this shape can answer (besides its own)."""
+    statuses = {401, 403, 429}
+    writes = method in ("post", "put", "patch", "delete")
+    if writes or operation.get("parameters") or "requestBody" in operation:
+        statuses |= {400, 404}  # a malformed body or parameter; an id (path, query, body) unknown
+    if writes:
+        statuses |= {409, 413}  # a conflicting state; a body over REQUEST_MAX_BYTES
+    if method == "post":
+        statuses.add(503)  # a job that cannot be queued, or no active model
+    if any(p.get("name") == "wait" for p in operation.get("parameters", [])):
+        statuses.add(504)
+    return statuses
+
+
+def document_every_status(
+    result: dict[str, Any], generator: Any, request: Any, public: bool
+) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: every operation lists every error status it can
+    answer, each with the body it really has (ours, CompreFace's or DeepStack's).
+
+    The views document what is particular to them; what every endpoint shares (401 and 403
+    from authentication, 400 from parsing, 404 from ids, 413 from the body cap, 429 from
+    throttling, 503 when a job cannot be queued, 504 from waits) is added here, so clients
+    and schema-driven tests see the statuses and shapes the API answers.
+    """
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    for name, schema in _ERROR_SCHEMAS.items():
+        schemas.setdefault(name, schema)
+    for path, item in result.get("paths", {}).items():
+        for method, operation in item.items():
+            if method not in _HTTP_METHODS:
+                continue
+            responses = operation.setdefault("responses", {})
+            ref = {"$ref": f"#/components/schemas/{_error_schema_of(path)}"}
+            for status in sorted(_statuses(path, method, operation)):
+                responses.setdefault(str(status), {"description": _MEANINGS_MORE.get(status, "")})
+            for status, response in responses.items():
+                if status.isdigit() and int(status) >= 400:
+                    response["content"] = {"application/json": {"schema": ref}}
+                    response.setdefault("description", _MEANINGS_MORE.get(int(status), ""))
+    return result
