@@ -260,9 +260,9 @@ def dlib_spec() -> BackboneSpec:
         channels=3,
         output_dim=128,
         margin=DLIB_CHIP_PADDING,
-        # dlib's own use: one pass. The mirror's average doubled the time per face and
-        # changed ORL's EER by less than its fold-to-fold spread (bench/README.md, *Faces*).
-        flip_average=False,
+        # The face and its mirror, averaged: twice dlib's time per face; on ORL's 5 folds EER
+        # 0.3% and TAR@FAR=1% 99.6% against 0.5% and 99.2% in one pass (bench/README.md).
+        flip_average=True,
         name=DLIB_RESNET,
     )
 
