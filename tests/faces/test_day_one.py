@@ -50,3 +50,29 @@ def test_strangers_enrolled_from_photos_are_verified_and_recognised(orl) -> None
     assert same["verified"] is True and other["verified"] is False
     assert same["similarity"] > 0.85 > other["similarity"]
     assert same["model_version"]["id"] == served.pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_pages_show_the_served_backbone_verifier(client, labeler, orl, settings) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    settings.JOBS_IN_PROCESS = True  # the verify page waits for its job
+    call_command("load_demo")
+    served = ModelVersion.active(ModelKind.VERIFIER)
+    assert served is not None
+    client.force_login(labeler)
+    listing = client.get("/faces/models/")
+    assert listing.status_code == 200 and served.name in listing.content.decode()
+    report = client.get(f"/faces/models/{served.pk}/")
+    assert report.status_code == 200 and "EER" in report.content.decode()
+    answer = client.post(
+        "/faces/verify/",
+        {
+            "source_image": SimpleUploadedFile("a.pgm", orl(33, 1)),
+            "target_image": SimpleUploadedFile("b.pgm", orl(33, 6)),
+        },
+    )
+    html = answer.content.decode()
+    assert answer.status_code == 200 and "Same person" in html, html[html.find("<main") :][:1500]
+    assert answer.context["result"]["verified"] is True
+    assert answer.context["result"]["similarity"] > 0.85
