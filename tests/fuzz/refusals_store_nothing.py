@@ -32,10 +32,11 @@ def _counts() -> dict[str, int]:
             ).fetchall()
             if name not in IGNORED
         ]
-        return {
-            t: int(conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0])  # type: ignore[index]
-            for t in tables
-        }
+        counts = {}
+        for table in tables:
+            row = conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()
+            counts[table] = int(row[0]) if row else 0
+        return counts
 
 
 @schemathesis.hook
