@@ -120,3 +120,27 @@ def test_an_onnx_backbone_is_uploaded_and_trained_on_through_the_api(people, lab
     loaded, _ = load_verifier(version.path, "cpu")
     assert isinstance(loaded, BackboneVerifier) and isinstance(loaded.backbone, OnnxBackbone)
     assert loaded.backbone.model == model
+
+
+def test_the_training_page_starts_a_verifier_on_the_dlib_backbone(client, people, labeler):
+    from training.models import TrainingRun
+
+    client.force_login(labeler)
+    page = client.get("/training/").content.decode()
+    assert '<option value="dlib">' in page and '<option value="onnx">' in page
+    wrong = client.post(
+        "/training/",
+        {"dataset": people.pk, "task": "detector", "epochs": 2, "backbone": "dlib"},
+        follow=True,
+    )
+    assert "backbone for a detector" in wrong.content.decode()
+    assert not TrainingRun.objects.exists()
+    started = client.post(
+        "/training/", {"dataset": people.pk, "task": "verifier", "epochs": 2, "backbone": "dlib"}
+    )
+    run = TrainingRun.objects.get()
+    assert started.status_code == 302 and run.config["backbone"] == "dlib"
+    run_jobs()
+    run.refresh_from_db()
+    assert run.status == RunStatus.DONE, run.message
+    assert run.model_version.config["backbone"]["kind"] == "dlib"
