@@ -135,3 +135,29 @@ def test_a_part_of_a_face_inside_the_face_is_not_a_second_face(detector: Predict
     assert len(found) == 1
     x1, y1, x2, y2 = found[0][0]
     assert (x2 - x1) * (y2 - y1) > 0.5 * 92 * 112
+
+
+def test_faces_are_found_in_portraits_of_people_it_never_saw_in_any_light(
+    detector: Predictor,
+) -> None:
+    """The 12 ORL people of the val and test splits (120 photos), as they are and lit from
+    one side: measured 119 of 120 and 120 of 120 with the shipped detector (83.5% and 59.0%
+    of all 400 with the one before). The bar leaves two photos of room for scores that sit
+    at the serving bar and move a little on another CPU."""
+    from training.augment import shade
+    from training.splits import deterministic_split
+
+    people = sorted(p.name for p in orl_faces().iterdir() if p.is_dir())
+    splits = deterministic_split(people)
+    held_out = splits["val"] + splits["test"]
+    photos = [
+        load_rgb(p) for person in held_out for p in sorted((orl_faces() / person).glob("*.pgm"))
+    ]
+    assert len(photos) == 120
+    sides = ("left", "right", "top", "bottom")
+    plain = sum(bool(detect_faces(detector, photo)) for photo in photos)
+    lit = sum(
+        bool(detect_faces(detector, shade(photo, sides[i % 4], 0.2)))
+        for i, photo in enumerate(photos)
+    )
+    assert plain >= 118 and lit >= 118, (plain, lit)
