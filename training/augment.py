@@ -137,22 +137,23 @@ class AugmentConfig:
             raise ValueError(f"shear_max must be in [0, 1], got {self.shear_max}")
         if not 0.1 <= self.blur_max_sigma <= 10.0:
             raise ValueError(f"blur_max_sigma must be in [0.1, 10], got {self.blur_max_sigma}")
-        if not 0.0 < self.zoom_min_fill <= self.zoom_max_fill <= 1.0:
-            raise ValueError(
-                "zoom fills must satisfy 0 < zoom_min_fill <= zoom_max_fill <= 1, got "
-                f"{self.zoom_min_fill}, {self.zoom_max_fill}"
-            )
         if not 1.0 <= self.gamma_max <= 10.0:
             raise ValueError(f"gamma_max must be in [1, 10], got {self.gamma_max}")
-        if not 0.0 < self.contrast_min <= self.contrast_max <= 4.0:
+        self._check_range("zoom_min_fill", "zoom_max_fill", 0.0, 1.0, open_floor=True)
+        self._check_range("contrast_min", "contrast_max", 0.0, 4.0, open_floor=True)
+        self._check_range("shade_min", "shade_max", 0.0, 1.0, open_floor=False)
+
+    def _check_range(
+        self, low: str, high: str, floor: float, ceiling: float, *, open_floor: bool
+    ) -> None:
+        """``floor < low <= high <= ceiling`` (``floor <= low`` when the floor is closed)."""
+        a, b = getattr(self, low), getattr(self, high)
+        above = a > floor if open_floor else a >= floor
+        if not (above and a <= b <= ceiling):
+            sign = "<" if open_floor else "<="
             raise ValueError(
-                "contrast range must satisfy 0 < contrast_min <= contrast_max <= 4, got "
-                f"{self.contrast_min}, {self.contrast_max}"
-            )
-        if not 0.0 <= self.shade_min <= self.shade_max <= 1.0:
-            raise ValueError(
-                "shade range must satisfy 0 <= shade_min <= shade_max <= 1, got "
-                f"{self.shade_min}, {self.shade_max}"
+                f"{low} and {high} must satisfy {floor} {sign} {low} <= {high} <= {ceiling}, "
+                f"got {a}, {b}"
             )
 
 

@@ -99,10 +99,7 @@ def store_backbone(uploaded: UploadedFile | None) -> dict[str, Any]:
                 "(expected torchvision's state dict names, such as layer1.0.conv1.weight "
                 "or features.0.0.weight)."
             )
-        name = f"backbones/{digest.hexdigest()}{suffix}"
-        if not default_storage.exists(name):
-            with path.open("rb") as f:
-                default_storage.save(name, File(f))
+        name = _keep(path, f"backbones/{digest.hexdigest()}{suffix}")
     return {
         "backbone_file": name,
         "sha256": digest.hexdigest(),
@@ -112,16 +109,21 @@ def store_backbone(uploaded: UploadedFile | None) -> dict[str, Any]:
     }
 
 
+def _keep(path: Path, name: str) -> str:
+    """Store ``path`` under its content name ``name`` once (a second upload is the same file)."""
+    if not default_storage.exists(name):
+        with path.open("rb") as f:
+            default_storage.save(name, File(f))
+    return name
+
+
 def _store_onnx(path: Path, digest: str, filename: str) -> dict[str, Any]:
     """Check an ONNX face embedding (input, output, normalisation) and keep it."""
     try:
         spec = onnx_spec(path.read_bytes(), name=Path(filename).name[:100])
     except FaceBackboneError as exc:
         raise BackboneError(f"This ONNX file cannot be a face backbone: {exc}") from None
-    name = f"backbones/{digest}.onnx"
-    if not default_storage.exists(name):
-        with path.open("rb") as f:
-            default_storage.save(name, File(f))
+    name = _keep(path, f"backbones/{digest}.onnx")
     return {
         "backbone_file": name,
         "sha256": digest,

@@ -303,6 +303,13 @@ def _cache_face(sample: FaceSample, size: int) -> tuple[UInt8Array, _CachedFace]
     return crop, _CachedFace(np.ascontiguousarray(context), region)
 
 
+def _people_labels(samples: Sequence[FaceSample]) -> tuple[list[str], npt.NDArray[np.int64]]:
+    """The sorted people and each sample's index among them ``(N,)``."""
+    identities = sorted({s.identity for s in samples})
+    index = {identity: i for i, identity in enumerate(identities)}
+    return identities, np.array([index[s.identity] for s in samples], dtype=np.int64)
+
+
 class _FaceCache:
     """Every sample decoded once: ``crops (N, S, S)`` uint8, contexts, integer labels.
 
@@ -314,9 +321,7 @@ class _FaceCache:
         if not samples:
             raise ValueError("no face samples")
         self.size = size
-        self.identities = sorted({s.identity for s in samples})
-        index = {identity: i for i, identity in enumerate(self.identities)}
-        self.labels = np.array([index[s.identity] for s in samples], dtype=np.int64)  # (N,)
+        self.identities, self.labels = _people_labels(samples)
         decoded = [_cache_face(s, size) for s in samples]
         self.crops = np.stack([crop for crop, _ in decoded])  # (N, S, S) uint8
         self.faces = [face for _, face in decoded]
@@ -358,9 +363,7 @@ class _FeatureCache:
     ) -> None:
         if not samples:
             raise ValueError("no face samples")
-        self.identities = sorted({s.identity for s in samples})
-        index = {identity: i for i, identity in enumerate(self.identities)}
-        self.labels = np.array([index[s.identity] for s in samples], dtype=np.int64)  # (N,)
+        self.identities, self.labels = _people_labels(samples)
         views = _backbone_views(samples, backbone, mirrored=mirrored)
         self.crops = np.stack([plain for plain, _ in views])  # (N, D)
         self.mirrored = np.stack([m for _, m in views if m is not None]) if mirrored else None

@@ -284,7 +284,7 @@ def test_new_options_off_draw_nothing_from_the_generator() -> None:
         a, b = plain(image, boxes, labels), with_zero(image, boxes, labels)
         np.testing.assert_array_equal(a[0], b[0])
         np.testing.assert_array_equal(a[1], b[1])
-    with pytest.raises(ValueError, match="zoom fills"):
+    with pytest.raises(ValueError, match="zoom_min_fill and zoom_max_fill"):
         AugmentConfig(zoom_min_fill=0.9, zoom_max_fill=0.5)
     with pytest.raises(ValueError, match="gamma_max"):
         AugmentConfig(gamma_max=0.5)
