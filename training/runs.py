@@ -24,6 +24,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
+from inference.face_backbones import DLIB_INSTALL, dlib_available
 from training import trials as trial_work
 from training.backbones import check_stored
 from training.models import FINISHED_RUN, ModelKind, ModelVersion, RunStatus, TrainingRun, Trial
@@ -131,6 +132,8 @@ def start_run(
         raise RunError(
             "backbone 'onnx' needs its file: upload it (POST /api/v1/training/backbones/)."
         )
+    if config.backbone == "dlib" and not dlib_available():
+        raise RunError(f"backbone 'dlib' needs dlib on the workers: {DLIB_INSTALL}")
     config_hash = hashlib.sha256(f"{config.digest()} {backbone_file}".encode()).hexdigest()
     data_hash = data_digest(dataset, config.task)
     same = TrainingRun.objects.filter(

@@ -248,7 +248,9 @@ def train_verifier_trial(trial: Trial, config: RunConfig, report: Report) -> Out
         splits["train"],
         splits["val"],
         vconfig,
-        on_progress=_progress(trial, report, curves, members=vconfig.members > 1),
+        on_progress=_progress(
+            trial, report, curves, members=vconfig.members > 1 and backbone is None
+        ),
         seed=config.seed + trial.number,
         device=pick_device(),
         backbone=backbone,
