@@ -41,7 +41,13 @@ import numpy as np
 import torch
 
 from bench.faces import fold_pairs
-from inference.face_backbones import BackboneVerifier, DlibBackbone, OnnxBackbone, onnx_spec
+from inference.face_backbones import (
+    BackboneVerifier,
+    DlibBackbone,
+    OnnxBackbone,
+    dlib_spec,
+    onnx_spec,
+)
 from inference.face_pipeline import FacePipeline, largest_face
 from inference.predict import Predictor
 from inference.preprocess import load_rgb
@@ -71,7 +77,7 @@ def framed(samples: Sequence[FaceSample], detector: Predictor) -> list[FaceSampl
 
 def dlib_alone(samples: Sequence[FaceSample], *, own_detector: bool) -> np.ndarray:
     """dlib's raw 128-d descriptors (Euclidean, no mirror, no head), as dlib users get them."""
-    backbone = DlibBackbone(dataclasses.replace(DlibBackbone().spec, flip_average=False))
+    backbone = DlibBackbone(dataclasses.replace(dlib_spec(), flip_average=False))
     crops = []
     for s in samples:
         rgb = load_rgb(s.image_path)
@@ -140,7 +146,7 @@ def latency(samples: Sequence[FaceSample], detector: Predictor, scratch: Any) ->
     """Per-face embedding time of each backbone and a whole verify request, in seconds."""
     image = load_rgb(samples[0].image_path)
     box = largest_face(detector, image)
-    dlib_raw = DlibBackbone(dataclasses.replace(DlibBackbone().spec, flip_average=False))
+    dlib_raw = DlibBackbone(dataclasses.replace(dlib_spec(), flip_average=False))
     with_dlib = BackboneVerifier(DlibBackbone()).eval()
     onnx_net = BackboneVerifier(OnnxBackbone(onnx_of(scratch.nets[0]))).eval()
     spec = onnx_spec(onnx_net.backbone.model)  # type: ignore[attr-defined]

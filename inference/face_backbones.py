@@ -53,8 +53,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from inference.faces import UInt8Array
+from inference.metrics import iou_matrix
 from inference.preprocess import as_rgb_uint8
-from inference.runtime import CheckpointError
+from inference.runtime import CheckpointError, check_config_keys, sha256_file
 
 FloatArray = npt.NDArray[np.float32]
 Box = tuple[float, float, float, float]
@@ -139,10 +140,10 @@ class BackboneSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BackboneSpec:
-        known = set(cls.__dataclass_fields__)
-        unknown = set(data) - known
-        if unknown:
-            raise BackboneError(f"unknown backbone settings: {sorted(unknown)}")
+        try:
+            check_config_keys(cls, data)
+        except ValueError as exc:
+            raise BackboneError(f"unknown backbone settings: {exc}") from None
         try:
             return cls(**data)
         except TypeError as exc:
@@ -183,14 +184,6 @@ def square_crop(rgb: UInt8Array, region: Box, size: int) -> UInt8Array:
         borderMode=cv2.BORDER_REPLICATE,
     )
     return np.ascontiguousarray(out, dtype=np.uint8)
-
-
-def _iou(a: Box, b: Box) -> float:
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def _check_crops(crops: Sequence[UInt8Array], size: int) -> npt.NDArray[np.uint8]:
@@ -242,17 +235,13 @@ def _sha256_of(path: Path) -> str:
     stat = path.stat()
     key = (str(path), stat.st_mtime, stat.st_size)
     if key not in _file_digests:
-        digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-        _file_digests[key] = digest.hexdigest()
+        _file_digests[key] = sha256_file(path)
     return _file_digests[key]
 
 
-def dlib_spec() -> BackboneSpec:
+def dlib_spec(files: dict[str, Path] | None = None) -> BackboneSpec:
     """The spec of the installed dlib backbone (128-d, 150 px aligned colour chips)."""
-    files = dlib_model_files()
+    files = files or dlib_model_files()
     return BackboneSpec(
         kind="dlib",
         sha256=_sha256_of(files["resnet"]),
@@ -273,7 +262,8 @@ class DlibBackbone:
     def __init__(self, spec: BackboneSpec | None = None) -> None:
         import dlib
 
-        installed = dlib_spec()
+        files = dlib_model_files()
+        installed = dlib_spec(files)
         if spec is not None and spec.sha256 != installed.sha256:
             raise BackboneError(
                 f"this verifier was trained on a dlib model file with sha256 {spec.sha256[:12]}…, "
@@ -281,7 +271,6 @@ class DlibBackbone:
                 f"face-recognition-models==0.3.0 or retrain the verifier"
             )
         self.spec = spec or installed
-        files = dlib_model_files()
         self._dlib = dlib
         self._landmarks = dlib.shape_predictor(str(files["landmarks"]))
         self._resnet = dlib.face_recognition_model_v1(str(files["resnet"]))
@@ -325,8 +314,9 @@ class DlibBackbone:
                     )
                 )
         fallback = box if box is not None else region
-        if box is not None:
-            found = [f for f in found if _iou(f, box) >= 0.3]
+        if box is not None and found:
+            ious = iou_matrix(np.array(found, np.float64), np.array([box], np.float64))[:, 0]
+            found = [f for f, iou in zip(found, ious, strict=True) if iou >= 0.3]
         if not found:
             return fallback
         return max(found, key=lambda f: (f[2] - f[0]) * (f[3] - f[1]))
