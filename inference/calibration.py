@@ -477,3 +477,10 @@ def serving_scores(metrics: Any, config: Any = None) -> ServingScores:
     return ServingScores(
         None, DEFAULT_MIN_CONFIDENCE if default is None else default, "raw", "model_default"
     )
+
+
+def raw_working_threshold(metrics: Any, config: Any = None) -> float:
+    """The raw score at a version's working threshold (see :func:`serving_scores`): the bar
+    for callers that read raw scores, such as the face search."""
+    scores = serving_scores(metrics, config)
+    return scores.raw_threshold(scores.threshold)

@@ -40,12 +40,6 @@ from inference.verification_metrics import distance_to_similarity
 
 # An image no larger than this (longest side, pixels) with no detected face is used whole.
 SMALL_IMAGE_PX = 256
-# Detector boxes below this confidence are not faces for verification purposes. On the
-# face_mask validation split (both views, IoU 0.5) the shipped detector's boxes at >= 0.2 are
-# 84% real faces and find 54% of all faces (most misses are faces of a few pixels in
-# crowds); at 0.4 precision is 96% but recall 32%. Enrolling a non-face is worse than
-# asking for a clearer photo, so the bar leans to precision.
-DEFAULT_MIN_FACE_SCORE = 0.2
 
 FloatArray = npt.NDArray[np.float32]
 Box = tuple[float, float, float, float]
@@ -138,7 +132,7 @@ class FacePipeline:
         threshold: float,
         detector: Predictor | None = None,
         *,
-        min_face_score: float = DEFAULT_MIN_FACE_SCORE,
+        min_face_score: float | None = None,
         small_image_px: int = SMALL_IMAGE_PX,
     ) -> None:
         if not threshold > 0:
@@ -146,7 +140,7 @@ class FacePipeline:
         self.verifier = verifier.eval()
         self.threshold = float(threshold)
         self.detector = detector
-        self.min_face_score = float(min_face_score)
+        self.min_face_score = face_score_bar(detector, min_face_score)
         self.small_image_px = int(small_image_px)
         self.input_size = verifier.input_size
 
@@ -160,8 +154,10 @@ class FacePipeline:
         verifier_sha256: str | None = None,
         detector_sha256: str | None = None,
         device: str | torch.device | None = None,
+        min_face_score: float | None = None,
     ) -> FacePipeline:
-        """Load both models; ``threshold`` defaults to the one saved in the verifier.
+        """Load both models; ``threshold`` defaults to the one saved in the verifier and
+        ``min_face_score`` to the detector checkpoint's own score threshold.
 
         Raises:
             CheckpointError: a file is unreadable or no threshold is known.
@@ -177,7 +173,7 @@ class FacePipeline:
             detector = Predictor.from_checkpoint(
                 detector_path, device=device, expected_sha256=detector_sha256
             )
-        return cls(verifier, threshold, detector)
+        return cls(verifier, threshold, detector, min_face_score=min_face_score)
 
     # ------------------------------------------------------------------ finding faces
     def find_faces(
@@ -265,10 +261,25 @@ class FacePipeline:
         return Comparison(distance, distance_to_similarity(distance, t), t, distance < t)
 
 
+def face_score_bar(detector: Predictor | None, min_score: float | None = None) -> float:
+    """``min_score`` when given, else the detector checkpoint's own ``score_threshold``.
+
+    Serving passes the detector version's working threshold (max F1 on its own validation
+    split, as a raw score: ``webapp.faces.services.face_score_bar``); the checkpoint's
+    value is the fallback for a bare file.
+    """
+    if min_score is None:
+        min_score = detector.config.score_threshold if detector is not None else 0.0
+    if not 0.0 <= float(min_score) <= 1.0:
+        raise ValueError(f"min_face_score must be in [0, 1], got {min_score}")
+    return float(min_score)
+
+
 def detect_faces(
-    detector: Predictor, image: npt.NDArray[Any], min_score: float = DEFAULT_MIN_FACE_SCORE
+    detector: Predictor, image: npt.NDArray[Any], min_score: float | None = None
 ) -> list[tuple[Box, float]]:
-    """Face boxes ``(x1, y1, x2, y2)`` with scores >= ``min_score``, best first.
+    """Face boxes ``(x1, y1, x2, y2)`` with raw scores >= ``min_score`` (default: the
+    detector's own score threshold), best first.
 
     The detector looks at the photo twice in one batch: as it is, and zoomed out (the photo
     in the middle of a grey canvas twice its size). Detectors trained on crowd and street
@@ -282,7 +293,8 @@ def detect_faces(
     zoomed = np.full((2 * height, 2 * width, 3), 114, dtype=np.uint8)
     top, left = height // 2, width // 2
     zoomed[top : top + height, left : left + width] = rgb
-    plain, wide = detector.predict([rgb, zoomed], score_threshold=min_score)
+    bar = face_score_bar(detector, min_score)
+    plain, wide = detector.predict([rgb, zoomed], score_threshold=bar)
     offset = np.array([left, top, left, top], dtype=np.float32)
     boxes = np.concatenate([plain.boxes, wide.boxes - offset]).reshape(-1, 4)
     boxes[:, 0::2] = boxes[:, 0::2].clip(0, width)
@@ -332,7 +344,7 @@ def _drop_nested(boxes: npt.NDArray[np.float32], order: list[int]) -> list[int]:
 
 
 def largest_face(
-    detector: Predictor, image: npt.NDArray[Any], min_score: float = DEFAULT_MIN_FACE_SCORE
+    detector: Predictor, image: npt.NDArray[Any], min_score: float | None = None
 ) -> Box | None:
     """The largest face box :func:`detect_faces` finds, or None."""
     boxes = detect_faces(detector, image, min_score)

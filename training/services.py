@@ -18,7 +18,12 @@ from typing import Any, Literal
 
 import torch
 
-from inference.calibration import WorkingScores, fit_working_scores, serving_scores
+from inference.calibration import (
+    WorkingScores,
+    fit_working_scores,
+    raw_working_threshold,
+    serving_scores,
+)
 from inference.face_backbones import BackboneError, DlibBackbone, FaceBackbone, OnnxBackbone
 from inference.face_pipeline import largest_face
 from inference.predict import Predictor
@@ -479,6 +484,7 @@ def _detector_boxes(splits: Splits, log: Log) -> Splits:
         log("No face detector is active: training on the faces as stored.")
         return splits
     detector = Predictor.from_checkpoint(version.path, expected_sha256=version.sha256)
+    bar = raw_working_threshold(version.metrics, version.config)  # as serving finds faces
     framed, total = 0, 0
     out: Splits = {}
     for split, samples in splits.items():
@@ -486,7 +492,7 @@ def _detector_boxes(splits: Splits, log: Log) -> Splits:
         for sample in samples:
             if sample.box is None:
                 total += 1
-                box = largest_face(detector, load_rgb(sample.image_path))
+                box = largest_face(detector, load_rgb(sample.image_path), bar)
                 if box is not None:
                     framed += 1
                     sample = dataclasses.replace(sample, box=box)

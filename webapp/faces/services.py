@@ -28,6 +28,7 @@ import numpy.typing as npt
 from django.conf import settings
 from django.db.models import Q, QuerySet
 
+from inference.calibration import raw_working_threshold
 from inference.face_pipeline import (
     SMALL_IMAGE_PX,
     FacePipeline,
@@ -83,6 +84,7 @@ class FaceModels:
             "threshold": round(self.pipeline.threshold, 6),
             "threshold_rule": self.threshold_rule,
             "face_detector": self.detector.summary() if self.detector else None,
+            "face_score_bar": round(self.pipeline.min_face_score, 6),
         }
 
 
@@ -123,6 +125,13 @@ def recognition_threshold(version: ModelVersion, verify_threshold: float) -> flo
     return verify_threshold
 
 
+def face_score_bar(version: ModelVersion) -> float:
+    """The raw detector score a face box needs: the version's working threshold (max F1 on
+    its own validation split) on the raw scale the face search reads, else the checkpoint's
+    ``score_threshold``."""
+    return raw_working_threshold(version.metrics, version.config)
+
+
 def load_models() -> FaceModels:
     """The active verifier and face detector, loaded at most once per process per version."""
     verifier = active_verifier()
@@ -144,6 +153,7 @@ def load_models() -> FaceModels:
                 detector_path=detector.path if detector else None,
                 verifier_sha256=verifier.sha256,
                 detector_sha256=detector.sha256 if detector else None,
+                min_face_score=face_score_bar(detector) if detector else None,
             )
         except (CheckpointError, OSError) as exc:
             raise FaceError(
