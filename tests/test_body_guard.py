@@ -85,3 +85,20 @@ def _jpeg():
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     return SimpleUploadedFile("a.jpg", jpeg_bytes(40, 30), content_type="image/jpeg")
+
+
+def test_a_key_is_looked_up_once_per_request(client, labeler):
+    """The guard checks the key before the body and DRF authenticates again: one lookup."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    _, key = ApiToken.issue(labeler, "once")
+    table = ApiToken._meta.db_table
+    with CaptureQueriesContext(connection) as queries:
+        upload = client.post("/api/v1/images/", {"file": _jpeg()}, headers={"x-api-key": key})
+    assert upload.status_code == 201, upload.content
+    lookups = [q["sql"] for q in queries if q["sql"].lstrip().upper().startswith("SELECT")]
+    assert sum(f'FROM "{table}"' in sql for sql in lookups) == 1
+    # A wrong key on the same kind of request is still refused before the body.
+    bad = client.post("/api/v1/images/", {"file": _jpeg()}, headers={"x-api-key": key + "x"})
+    assert bad.status_code == 401 and Image.objects.count() == 1

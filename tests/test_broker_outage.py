@@ -158,3 +158,9 @@ def test_a_job_of_a_whole_worker_killed_is_revived_by_the_next_worker(
         assert done.attempts == 2 and done.result["attempt"] == 2
     finally:
         second.stop()
+
+
+def test_job_messages_share_one_redis_client_per_process():
+    from webapp.jobs import notify
+
+    assert notify._client() is notify._client()

@@ -59,7 +59,15 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
 
 
 def authenticate_throttled(request: Request | HttpRequest, key: str) -> tuple[User, ApiToken]:
-    """:func:`authenticate_key`, refused (429) for an address that sent too many bad keys."""
+    """:func:`authenticate_key`, refused (429) for an address that sent too many bad keys.
+
+    A key that passed is remembered on the request: the body guard checks it before the
+    body is read and DRF's authentication asks again, one lookup serves both.
+    """
+    raw = getattr(request, "_request", request)
+    passed = getattr(raw, "_api_key_passed", None)
+    if passed is not None and passed[0] == key:
+        return passed[1]  # type: ignore[no-any-return]
     who = throttle.client_address(request)
     if throttle.blocked("token", who, settings.TOKEN_FAILURE_LIMIT):
         raise exceptions.Throttled(
@@ -67,7 +75,9 @@ def authenticate_throttled(request: Request | HttpRequest, key: str) -> tuple[Us
             detail="Too many invalid API keys from this address; try again later.",
         )
     try:
-        return authenticate_key(key)
+        result = authenticate_key(key)
     except exceptions.AuthenticationFailed:
         throttle.failed("token", who)
         raise
+    setattr(raw, "_api_key_passed", (key, result))  # noqa: B010 (a private mark on the request)
+    return result

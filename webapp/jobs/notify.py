@@ -5,17 +5,27 @@ database as before, and a lost message only costs the poll interval."""
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 import redis
 from django.conf import settings
 
+_clients: dict[str, redis.Redis] = {}
+_clients_lock = threading.Lock()
+
 
 def _client() -> redis.Redis:
-    return redis.Redis.from_url(
-        settings.CELERY_BROKER_URL, socket_timeout=1.0, socket_connect_timeout=0.5
-    )
+    """One client (and connection pool) per broker URL and process: a new client per
+    message opened a TCP connection each time, about 3 ms of every waited request."""
+    url = settings.CELERY_BROKER_URL
+    with _clients_lock:
+        client = _clients.get(url)
+        if client is None:
+            client = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=0.5)
+            _clients[url] = client
+        return client
 
 
 def channel(job_id: int) -> str:
