@@ -17,8 +17,8 @@ _clients_lock = threading.Lock()
 
 
 def _client() -> redis.Redis:
-    """One client (and connection pool) per broker URL and process: a new client per
-    message opened a TCP connection each time, about 3 ms of every waited request."""
+    """One client (and connection pool) per broker URL and process, not a new TCP
+    connection for every message and every waiting request."""
     url = settings.CELERY_BROKER_URL
     with _clients_lock:
         client = _clients.get(url)
