@@ -265,7 +265,7 @@ def face_score_bar(detector: Predictor | None, min_score: float | None = None) -
     """``min_score`` when given, else the detector checkpoint's own ``score_threshold``.
 
     Serving passes the detector version's working threshold (max F1 on its own validation
-    split, as a raw score: ``webapp.faces.services.face_score_bar``); the checkpoint's
+    split, as a raw score: ``inference.calibration.raw_working_threshold``); the checkpoint's
     value is the fallback for a bare file.
     """
     if min_score is None:

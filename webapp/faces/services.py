@@ -125,13 +125,6 @@ def recognition_threshold(version: ModelVersion, verify_threshold: float) -> flo
     return verify_threshold
 
 
-def face_score_bar(version: ModelVersion) -> float:
-    """The raw detector score a face box needs: the version's working threshold (max F1 on
-    its own validation split) on the raw scale the face search reads, else the checkpoint's
-    ``score_threshold``."""
-    return raw_working_threshold(version.metrics, version.config)
-
-
 def load_models() -> FaceModels:
     """The active verifier and face detector, loaded at most once per process per version."""
     verifier = active_verifier()
@@ -153,7 +146,11 @@ def load_models() -> FaceModels:
                 detector_path=detector.path if detector else None,
                 verifier_sha256=verifier.sha256,
                 detector_sha256=detector.sha256 if detector else None,
-                min_face_score=face_score_bar(detector) if detector else None,
+                # The face bar: the detector version's working threshold (max F1 on its
+                # own validation split) as the raw score the face search reads.
+                min_face_score=(
+                    raw_working_threshold(detector.metrics, detector.config) if detector else None
+                ),
             )
         except (CheckpointError, OSError) as exc:
             raise FaceError(
