@@ -85,6 +85,13 @@ class AugmentConfig:
             from 1 on one side (left, right, top or bottom, drawn) to ``shade_min..shade_max``
             on the other, as light from one side leaves the other half of a face in shadow.
         shade_min, shade_max: the darkest side's factor range.
+        occlude_p: probability of covering part of one object (0: off): a band across one
+            box at least ``zoom_min_px`` long, ``occlude_min..occlude_max`` of the box's
+            height (a horizontal band: sunglasses, a mask, a scarf) or width (a vertical
+            band: hair over one side), filled with one grey level. The box stays whole, so
+            the model learns where the whole object is when part of it is hidden (random
+            erasing).
+        occlude_min, occlude_max: the band's share of the box side.
 
     Rotated or sheared boxes are dropped by the crop's rules (``crop_min_visible`` of their
     enclosing box inside the image, ``crop_min_size`` pixels).
@@ -117,10 +124,13 @@ class AugmentConfig:
     shade_p: float = 0.0
     shade_min: float = 0.15
     shade_max: float = 0.7
+    occlude_p: float = 0.0
+    occlude_min: float = 0.2
+    occlude_max: float = 0.5
 
     def __post_init__(self) -> None:
         probabilities = ("flip_p", "crop_p", "color_p", "grayscale_p", "crop_min_visible")
-        photometric = ("zoom_p", "gamma_p", "contrast_p", "shade_p")
+        photometric = ("zoom_p", "gamma_p", "contrast_p", "shade_p", "occlude_p")
         for name in (*probabilities, "rotate_p", "shear_p", "blur_p", *photometric):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -142,6 +152,7 @@ class AugmentConfig:
         self._check_range("zoom_min_fill", "zoom_max_fill", 0.0, 1.0, open_floor=True)
         self._check_range("contrast_min", "contrast_max", 0.0, 4.0, open_floor=True)
         self._check_range("shade_min", "shade_max", 0.0, 1.0, open_floor=False)
+        self._check_range("occlude_min", "occlude_max", 0.0, 1.0, open_floor=True)
 
     def _check_range(
         self, low: str, high: str, floor: float, ceiling: float, *, open_floor: bool
@@ -460,6 +471,55 @@ def random_zoom(
     return crop(image, boxes, labels, window, config.crop_min_visible, config.crop_min_size)
 
 
+def occlude(
+    image: ImageArray, box: NDArray[np.float32], band: tuple[str, float, float], grey: int
+) -> ImageArray:
+    """Fill a band across ``box`` with grey level ``grey``.
+
+    Args:
+        image: ``uint8 (H, W, 3)``.
+        box: ``(4,)`` xyxy pixels.
+        band: ``(direction, start, share)``: ``"horizontal"`` covers rows ``start..start +
+            share`` of the box's height (0 at its top), ``"vertical"`` the same columns of
+            its width (0 at its left), both as fractions in ``[0, 1]``.
+        grey: the fill, ``0..255``.
+    """
+    direction, start, share = band
+    if direction not in ("horizontal", "vertical"):
+        raise ValueError(f"direction must be horizontal or vertical, got {direction!r}")
+    if not (0.0 <= start <= 1.0 and 0.0 <= share <= 1.0 and 0 <= grey <= 255):
+        raise ValueError(f"start and share must be in [0, 1], grey in 0..255, got {band}, {grey}")
+    height, width = image.shape[:2]
+    x0, y0, x1, y1 = (float(v) for v in box)
+    if direction == "horizontal":
+        y0, y1 = y0 + start * (y1 - y0), y0 + min(1.0, start + share) * (y1 - y0)
+    else:
+        x0, x1 = x0 + start * (x1 - x0), x0 + min(1.0, start + share) * (x1 - x0)
+    left, right = int(np.clip(round(x0), 0, width)), int(np.clip(round(x1), 0, width))
+    top, bottom = int(np.clip(round(y0), 0, height)), int(np.clip(round(y1), 0, height))
+    out = image.copy()
+    out[top:bottom, left:right] = grey
+    return out
+
+
+def random_occlude(
+    image: ImageArray, boxes: BoxArray, rng: np.random.Generator, config: AugmentConfig
+) -> ImageArray:
+    """Cover a band of one box at least ``zoom_min_px`` long (see
+    :attr:`AugmentConfig.occlude_p`); an image without such a box comes back as it is."""
+    if not len(boxes):
+        return image
+    longer = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    candidates = np.flatnonzero(longer >= config.zoom_min_px)
+    if not len(candidates):
+        return image
+    box = boxes[int(candidates[int(rng.integers(0, len(candidates)))])]
+    direction = ("horizontal", "vertical")[int(rng.integers(0, 2))]
+    share = float(rng.uniform(config.occlude_min, config.occlude_max))
+    start = float(rng.uniform(0.0, 1.0 - share))
+    return occlude(image, box, (direction, start, share), int(rng.integers(0, 256)))
+
+
 def adjust_gamma(image: ImageArray, gamma: float) -> ImageArray:
     """``255 * (x / 255) ** gamma`` per pixel (``gamma < 1`` brightens, ``> 1`` darkens)."""
     if not gamma > 0:
@@ -512,13 +572,14 @@ def to_grayscale(image: ImageArray) -> ImageArray:
 
 
 class DetectionAugment:
-    """Random crop or zoom, mirror, rotation, shear, colour shift, gamma, contrast, shading,
-    grayscale and blur, in that order.
+    """Random crop or zoom, mirror, rotation, shear, occlusion, colour shift, gamma,
+    contrast, shading, grayscale and blur, in that order.
 
     Cropping comes first so it works at full resolution; the colour operations come last
     because they do not move pixels. An operation whose probability is 0 draws nothing from
-    the generator for the options added after the first four (rotation, shear, blur), so
-    turning them off gives exactly the augmentations of a configuration without them. Use
+    the generator for the options added after the first four (rotation, shear, occlusion,
+    blur, ...), so turning them off gives exactly the augmentations of a configuration
+    without them. Use
     :func:`inference.preprocess.letterbox` afterwards to reach the model size.
 
     The generator is the only source of randomness, so ``DetectionAugment(cfg,
@@ -564,6 +625,8 @@ class DetectionAugment:
             image, boxes, labels = shear(
                 image, boxes, labels, factor, cfg.crop_min_visible, cfg.crop_min_size
             )
+        if cfg.occlude_p > 0 and rng.random() < cfg.occlude_p:
+            image = random_occlude(image, boxes, rng, cfg)
         if rng.random() < cfg.color_p:
             offsets = rng.integers(-cfg.color_max_shift, cfg.color_max_shift + 1, size=3)
             image = color_shift(image, offsets)

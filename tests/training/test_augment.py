@@ -14,6 +14,7 @@ from training.augment import (
     color_shift,
     crop,
     hflip,
+    occlude,
     random_crop,
     random_zoom,
     shade,
@@ -288,3 +289,41 @@ def test_new_options_off_draw_nothing_from_the_generator() -> None:
         AugmentConfig(zoom_min_fill=0.9, zoom_max_fill=0.5)
     with pytest.raises(ValueError, match="gamma_max"):
         AugmentConfig(gamma_max=0.5)
+
+
+def test_occlusion_covers_a_band_of_one_face_and_keeps_its_box() -> None:
+    image = np.full((100, 100, 3), 200, np.uint8)
+    box = np.array([20, 40, 60, 80], np.float32)  # 40 x 40
+    eyes = occlude(image, box, ("horizontal", 0.25, 0.25), 0)
+    covered = np.argwhere(eyes[..., 0] == 0)
+    assert covered[:, 0].min() == 50 and covered[:, 0].max() == 59  # rows 40 + 10 .. 40 + 20
+    assert covered[:, 1].min() == 20 and covered[:, 1].max() == 59  # the box's whole width
+    hair = occlude(image, box, ("vertical", 0.5, 0.5), 30)
+    covered = np.argwhere(hair[..., 0] == 30)
+    assert (covered[:, 1].min(), covered[:, 1].max()) == (40, 59)
+    assert (covered[:, 0].min(), covered[:, 0].max()) == (40, 79)
+    assert int(image[50, 30, 0]) == 200  # the input is untouched
+    with pytest.raises(ValueError, match="direction"):
+        occlude(image, box, ("diagonal", 0.0, 0.5), 0)
+
+    boxes = np.array([[20, 40, 60, 80], [0, 0, 5, 5]], np.float32)
+    labels = np.array([0, 0], np.int64)
+    augment = DetectionAugment(
+        AugmentConfig(
+            flip_p=0, crop_p=0, color_p=0, occlude_p=1.0, occlude_min=0.3, occlude_max=0.3
+        ),
+        np.random.default_rng(0),
+    )
+    for _ in range(10):
+        out, out_boxes, _ = augment(image, boxes, labels)
+        np.testing.assert_array_equal(out_boxes, boxes)  # boxes stay whole
+        changed = np.argwhere((out != image).any(axis=2))
+        if len(changed):  # a grey of 200 changes nothing it covers
+            # only the 40-px face is long enough; the band is 30% of one of its sides
+            assert changed[:, 0].min() >= 40 and changed[:, 0].max() <= 79
+            assert changed[:, 1].min() >= 20 and changed[:, 1].max() <= 59
+            rows = changed[:, 0].max() - changed[:, 0].min() + 1
+            cols = changed[:, 1].max() - changed[:, 1].min() + 1
+            assert sorted((rows, cols)) == [12, 40]
+    with pytest.raises(ValueError, match="occlude_min and occlude_max"):
+        AugmentConfig(occlude_min=0.6, occlude_max=0.4)
