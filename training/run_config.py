@@ -16,6 +16,9 @@ from typing import Any, Literal
 
 Task = Literal["detector", "verifier"]
 TASKS = ("detector", "verifier")
+# The fields that must be whole numbers when given, and the largest seed NumPy and torch take.
+WHOLE_FIELDS = ("epochs", "img_size", "batch_size", "patience", "freeze_blocks", "start_from")
+MAX_SEED = 2**32 - 1
 OPTIMIZERS = ("adam", "rmsprop", "momentum")
 SCHEDULES = ("none", "inverse_time", "exponential", "step", "cosine")
 # "ours" is the detector's own backbone; the torchvision ones start from a weights file the
@@ -43,6 +46,9 @@ class SearchSpec:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        for name in ("trials", "rounds", "seed"):
+            _check(_whole(getattr(self, name)), f"search.{name} must be a whole number.")
+        _check(0 <= self.seed <= MAX_SEED, f"search.seed: 0 to {MAX_SEED}.")
         if not 1 <= self.trials <= 64:
             raise RunConfigError("search.trials must be between 1 and 64.")
         if self.rounds not in (1, 2):
@@ -97,6 +103,11 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         _check(self.task in TASKS, "task must be detector or verifier.")
+        for name in WHOLE_FIELDS:  # 1.5 epochs or "8" would only fail once training ran
+            value = getattr(self, name)
+            _check(value is None or _whole(value), f"{name} must be a whole number.")
+        _check(_whole(self.seed) and 0 <= self.seed <= MAX_SEED, f"seed: 0 to {MAX_SEED}.")
+        _check(self.start_from is None or self.start_from >= 1, "start_from: a model version id.")
         allowed = FACE_BACKBONES if self.task == "verifier" else BACKBONES
         _check(self.backbone in allowed, f"backbone for a {self.task}: one of {allowed}.")
         _check(self.minutes is None or 0 < self.minutes <= 7 * 24 * 60, "minutes: 0 to a week.")
@@ -178,6 +189,11 @@ class RunConfig:
     def digest(self) -> str:
         """A hash of what shapes the result (not the seed of the search's bookkeeping)."""
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+
+
+def _whole(value: Any) -> bool:
+    """An int, not a bool (JSON ``true`` is not 1)."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _check(ok: bool, message: str) -> None:

@@ -37,6 +37,15 @@ def test_round_trip_and_digest():
         ({"satisficing": {"latency_ms": -1}}, "satisficing"),
         ({"colour": "red"}, "Unknown field"),
         ({"augment": ["sparkle"]}, "augment"),
+        # Accepted before, and failed only once the run had started training:
+        ({"patience": 1.5}, "patience must be a whole number"),
+        ({"img_size": 96.0}, "img_size must be a whole number"),
+        ({"freeze_blocks": True}, "freeze_blocks must be a whole number"),
+        ({"seed": "abc"}, "seed: 0 to"),
+        ({"seed": 2**40}, "seed: 0 to"),
+        ({"start_from": 0}, "start_from"),
+        ({"search": {"trials": 1.5}}, "search.trials must be a whole number"),
+        ({"search": {"seed": -1}}, "search.seed"),
     ],
 )
 def test_bad_configs_name_what_is_wrong(data, why):
