@@ -11,10 +11,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from inference.calibration import ScoreCalibration
 from tests.images import jpeg_bytes
+from tests.openapi_check import assert_documented
 from webapp.detection import services
 from webapp.images.ingest import ingest_image
 from webapp.images.models import Box, Image
@@ -186,13 +188,19 @@ def test_deepstack_uses_the_working_threshold_and_keeps_its_fields(
     settings.JOBS_IN_PROCESS = True
     _, key = ApiToken.issue(labeler, "deepstack")
 
+    schema = yaml.safe_load(client.get("/api/v1/schema/", HTTP_X_API_KEY=key).content)
+
     def ask(**form: Any) -> list[dict[str, Any]]:
         image = SimpleUploadedFile("cells.jpg", jpeg_bytes(200, 150, seed=4))
         response = client.post("/v1/vision/detection", {"image": image, "api_key": key, **form})
         assert response.status_code == 200, response.json()
+        # DeepStack's answer as our schema documents it, so generated clients can read it
+        assert_documented(schema, "POST", "/v1/vision/detection", 200, response.json())
         return list(response.json()["predictions"])
 
     default, all_of_them, strict = ask(), ask(min_confidence="0"), ask(min_confidence="0.7")
+    refused = client.post("/v1/vision/detection?wait=0", {"api_key": key})
+    assert_documented(schema, "POST", "/v1/vision/detection", 400, refused.json())
     assert default and all(p["confidence"] >= WORKING for p in default)
     assert len(default) == sum(p["confidence"] >= WORKING for p in all_of_them)
     assert strict and all(p["confidence"] >= 0.7 for p in strict) and len(strict) < len(default)

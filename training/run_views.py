@@ -17,7 +17,16 @@ from rest_framework.views import APIView
 from training import registry, runs
 from training.backbones import store_backbone
 from training.models import ModelKind, ModelVersion, TrainingRun
-from training.run_config import RunConfig, RunConfigError
+from training.run_config import (
+    BACKBONES,
+    FACE_BACKBONES,
+    MAX_SEED,
+    OPTIMIZERS,
+    SCHEDULES,
+    TASKS,
+    RunConfig,
+    RunConfigError,
+)
 from webapp.accounts.models import signed_in_user
 from webapp.api.errors import ApiError
 from webapp.api.ids import is_id
@@ -28,6 +37,84 @@ from webapp.images.models import Dataset
 
 MAX_ID = 2**63 - 1
 RUN_FIELDS = {f for f in RunConfig.__dataclass_fields__} | {"dataset", "backbone_file"}
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {**schema, "nullable": True}
+
+
+_WHOLE = {"type": "integer"}
+# POST's body as RunConfig and parse_run check it (the schema generated clients and the
+# fuzzer in CI read; an unknown field is refused).
+RUN_BODY: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["dataset"],
+    "properties": {
+        "dataset": {**_WHOLE, "minimum": 1, "maximum": MAX_ID},
+        "task": {"type": "string", "enum": list(TASKS), "default": "detector"},
+        "minutes": _nullable(
+            {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 7 * 24 * 60}
+        ),
+        "epochs": _nullable({**_WHOLE, "minimum": 1, "maximum": 10_000}),
+        "img_size": _nullable({**_WHOLE, "minimum": 64, "maximum": 2048, "multipleOf": 32}),
+        "optimizer": _nullable({"type": "string", "enum": list(OPTIMIZERS)}),
+        "learning_rate": _nullable(
+            {
+                "type": "number",
+                "minimum": 0,
+                "exclusiveMinimum": True,
+                "maximum": 10,
+                "exclusiveMaximum": True,
+            }
+        ),
+        "weight_decay": _nullable(
+            {"type": "number", "minimum": 0, "maximum": 10, "exclusiveMaximum": True}
+        ),
+        "batch_size": _nullable({**_WHOLE, "enum": [2**k for k in range(11)]}),
+        "lr_schedule": _nullable({"type": "string", "enum": list(SCHEDULES)}),
+        "decay_rate": _nullable(
+            {"type": "number", "minimum": 0, "maximum": 10, "exclusiveMaximum": True}
+        ),
+        "patience": _nullable({**_WHOLE, "minimum": 1, "maximum": 1000}),
+        "augment": {
+            "type": "array",
+            "items": {"type": "string", "enum": ["blur", "color", "rotate"]},
+        },
+        "freeze_blocks": _nullable({**_WHOLE, "minimum": 0, "maximum": 20}),
+        "start_from": _nullable({**_WHOLE, "minimum": 1, "maximum": MAX_ID}),
+        "backbone": {
+            "type": "string",
+            "enum": sorted({*BACKBONES, *FACE_BACKBONES}),
+            "description": "A detector's: ours, resnet18, mobilenet_v3_small. "
+            "A verifier's: ours, dlib, onnx.",
+        },
+        "backbone_file": {
+            "type": "string",
+            "description": "The name POST /api/v1/training/backbones/ returned.",
+        },
+        "search": _nullable(
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "trials": {**_WHOLE, "minimum": 1, "maximum": 64, "default": 8},
+                    "rounds": {**_WHOLE, "enum": [1, 2], "default": 2},
+                    "seed": {**_WHOLE, "minimum": 0, "maximum": MAX_SEED},
+                },
+            }
+        ),
+        "satisficing": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                name: {"type": "number", "minimum": 0, "exclusiveMinimum": True}
+                for name in ("latency_ms", "size_mb")
+            },
+        },
+        "seed": {**_WHOLE, "minimum": 0, "maximum": MAX_SEED},
+    },
+}
 
 
 def _dataset(raw: Any) -> Dataset:
@@ -138,7 +225,7 @@ class RunsView(APIView):
         return Response({"results": [run_json(r, detail=False) for r in found[:100]]})
 
     @extend_schema(
-        request=OpenApiTypes.OBJECT,
+        request={"application/json": RUN_BODY},
         responses={201: OpenApiTypes.OBJECT, **error_responses(400, 401, 403, 404)},
     )
     def post(self, request: Request) -> Response:

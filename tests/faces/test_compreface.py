@@ -12,8 +12,10 @@ import base64
 import numpy as np
 import pytest
 import requests
+import yaml
 
 from tests.faces.conftest import encode
+from tests.openapi_check import assert_documented
 from webapp.accounts.models import ApiToken
 from webapp.faces.models import Face, Subject
 from webapp.images.models import Image
@@ -23,17 +25,25 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def cf(live_server, labeler, settings):
-    """``cf(method, path, key=..., **requests_kwargs)`` against the live server."""
+    """``cf(method, path, key=..., **requests_kwargs)`` against the live server. Every
+    answer must be one our OpenAPI schema documents, status and body."""
     settings.JOBS_IN_PROCESS = True
     _, key = ApiToken.issue(labeler, "compreface")
+    schema = yaml.safe_load(
+        requests.get(
+            f"{live_server.url}/api/v1/schema/", headers={"x-api-key": key}, timeout=60
+        ).content
+    )
 
     def call(method: str, path: str, *, api_key: str | None = key, **kwargs):
         headers = kwargs.pop("headers", {})
         if api_key is not None:
             headers["x-api-key"] = api_key
-        return requests.request(
+        response = requests.request(
             method, f"{live_server.url}{path}", headers=headers, timeout=60, **kwargs
         )
+        assert_documented(schema, method, path, response.status_code, response.json())
+        return response
 
     return call
 

@@ -1,6 +1,6 @@
 """Schemathesis hooks: a refused request stores nothing.
 
-Loaded by ``tests/test_schemathesis.py`` through ``SCHEMATHESIS_HOOKS``. Before each call the
+Loaded through :mod:`tests.fuzz.hooks`. Before each call the
 row count of every table of the test database is taken (``ROWS_DB``, the live server's
 database); after a refusal (400, 401, 403, 404, 405, 413, 415) every count must be the same:
 validation happens before the first side effect. Counts catch rows added or removed, the
@@ -41,7 +41,8 @@ def _counts() -> dict[str, int]:
 
 @schemathesis.hook
 def before_call(ctx: Any, case: Any, kwargs: Any) -> None:
-    _before[id(case)] = _counts()
+    if "ROWS_DB" in os.environ:  # PostgreSQL only: the counts read the live database
+        _before[id(case)] = _counts()
 
 
 @schemathesis.check

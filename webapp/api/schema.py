@@ -18,11 +18,14 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
+    OpenApiRequest,
     OpenApiResponse,
     extend_schema,
     inline_serializer,
 )
 from rest_framework import serializers
+
+from webapp.api.serializers import JobSerializer
 
 F = TypeVar("F", bound=Callable[..., Any])
 TOKEN_SCHEMES = ["Token", "Bearer", "ApiKey"]
@@ -95,26 +98,66 @@ def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
 
 WAIT_PARAMETER = OpenApiParameter(
     "wait",
-    float,
+    {"type": "number", "minimum": 0},
     description=(
-        "Seconds to wait for the job before answering (default and maximum 60): the "
-        "result when it is done in time, else 202 with the job to poll. 0 answers with "
-        "the job at once."
+        "Seconds to wait for the job before answering (default 60; more is read as 60): "
+        "the result when it is done in time, else 202 with the job to poll. 0 answers "
+        "with the job at once."
     ),
+)
+# The DeepStack and CompreFace routes answer only with the result: a wait of 0 is refused.
+ANSWER_WAIT_PARAMETER = OpenApiParameter(
+    "wait",
+    {"type": "number", "exclusiveMinimum": True, "minimum": 0},
+    description=(
+        "Seconds to wait for the result (default 60; more is read as 60), then 504. "
+        "This route answers only with the result, so 0 is refused."
+    ),
+)
+# What an image field takes (webapp.images.validation.ACCEPTED_FORMATS), as the multipart
+# part's Content-Type: generated clients and fuzzers then send images, not any bytes.
+IMAGE_CONTENT_TYPES = (
+    "image/jpeg, image/png, image/webp, image/bmp, image/tiff, image/gif, image/x-portable-pixmap"
 )
 
 
+JOB_ACCEPTED = OpenApiResponse(
+    inline_serializer("JobAccepted", {"job": JobSerializer()}),
+    description="Not done within the wait: the job, to poll at /api/v1/jobs/{id}/.",
+)
+
+
+def image_form(body: Any, *fields: str) -> OpenApiRequest:
+    """A multipart ``body`` whose ``fields`` are image files."""
+    return OpenApiRequest(body, encoding={f: {"contentType": IMAGE_CONTENT_TYPES} for f in fields})
+
+
 def waiting_schema(
-    body: Any, errors: tuple[int, ...], *, done: tuple[int, ...] = (200,), **more: Any
+    body: Any,
+    errors: tuple[int, ...],
+    *,
+    done: tuple[int, ...] = (200,),
+    images: tuple[str, ...] = ("image",),
+    answer_only: bool = False,
+    result: Any = OpenApiTypes.OBJECT,
+    **more: Any,
 ) -> Callable[[F], F]:
-    """``extend_schema`` for an endpoint that takes a multipart ``body``, waits for its job
-    (``?wait=``) and answers its result (``done`` statuses), 202, or one of ``errors``."""
-    parameters = [WAIT_PARAMETER, *more.pop("parameters", [])]
+    """``extend_schema`` for an endpoint that takes a multipart ``body`` (``images``: its
+    image fields), waits for its job (``?wait=``) and answers its result (``done``
+    statuses, the body ``result``), 202 with the job (unless ``answer_only``), or one of
+    ``errors``. A ``request`` in ``more`` replaces the multipart body (several content
+    types)."""
+    parameters = [ANSWER_WAIT_PARAMETER if answer_only else WAIT_PARAMETER]
+    parameters += more.pop("parameters", [])
+    request = more.pop("request", None) or {"multipart/form-data": image_form(body, *images)}
+    answers: dict[int, Any] = dict.fromkeys(done, result)
+    if not answer_only:
+        answers[202] = JOB_ACCEPTED
     return extend_schema(
-        request={"multipart/form-data": body},
+        request=request,
         parameters=parameters,
         responses={
-            **dict.fromkeys((*done, 202), OpenApiTypes.OBJECT),
+            **answers,
             **error_responses(*errors),
         },
         **more,
@@ -185,6 +228,10 @@ def _statuses(path: str, method: str, operation: dict[str, Any]) -> set[int]:
     return statuses
 
 
+# Request bodies whose views refuse a field they do not know (the rest ignore them).
+CLOSED_BODIES = {"SplitsBodyRequest", "SizesBodyRequest"}
+
+
 def document_every_status(
     result: dict[str, Any], generator: Any, request: Any, public: bool
 ) -> dict[str, Any]:
@@ -197,6 +244,8 @@ def document_every_status(
     and schema-driven tests see the statuses and shapes the API answers.
     """
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    for name in CLOSED_BODIES & set(schemas):
+        schemas[name]["additionalProperties"] = False
     for name, schema in _ERROR_SCHEMAS.items():
         schemas.setdefault(name, schema)
     for path, item in result.get("paths", {}).items():

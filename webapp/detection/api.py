@@ -29,7 +29,7 @@ from webapp.accounts.authentication import ApiTokenAuthentication, authenticate_
 from webapp.accounts.models import ApiToken, User, signed_in_user
 from webapp.api.errors import ApiError
 from webapp.api.parsers import JSONParser
-from webapp.api.schema import waiting_schema
+from webapp.api.schema import image_form, waiting_schema
 from webapp.detection.services import resolve_version
 from webapp.images import uploads
 from webapp.images.models import Dataset, Image
@@ -41,11 +41,7 @@ from webapp.jobs.waiting import job_response, parse_wait, required_result, wait_
 MAX_ID = 2**63 - 1
 
 
-class DetectRequest(serializers.Serializer[Any]):
-    image = serializers.FileField(required=False, allow_empty_file=True)
-    image_ids = serializers.ListField(
-        child=serializers.IntegerField(min_value=1, max_value=MAX_ID), required=False
-    )
+class DetectOptions(serializers.Serializer[Any]):
     dataset = serializers.IntegerField(
         required=False,
         allow_null=True,
@@ -66,6 +62,27 @@ class DetectRequest(serializers.Serializer[Any]):
     )
     model_version = serializers.IntegerField(
         required=False, allow_null=True, min_value=1, max_value=MAX_ID
+    )
+
+
+class DetectRequest(DetectOptions):
+    image = serializers.FileField(required=False, allow_empty_file=True)
+    image_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=MAX_ID), required=False
+    )
+
+
+class DetectUpload(DetectOptions):
+    """For the schema: a photo uploaded as multipart."""
+
+    image = serializers.FileField()
+
+
+class DetectStored(DetectOptions):
+    """For the schema: stored images by id, as JSON."""
+
+    image_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=MAX_ID), min_length=1
     )
 
 
@@ -121,7 +138,15 @@ class DetectView(APIView):
     @waiting_schema(
         DetectRequest,
         (400, 401, 403, 404, 413, 503, 504),
-        parameters=[OpenApiParameter("model_version", int, description="As the form field.")],
+        request={
+            "multipart/form-data": image_form(DetectUpload, "image"),
+            "application/json": DetectStored,
+        },
+        parameters=[
+            OpenApiParameter(
+                "model_version", {"type": "integer", "minimum": 1}, description="As the field."
+            )
+        ],
     )
     def post(self, request: Request) -> Response:
         wait_s = parse_wait(request)
@@ -165,9 +190,35 @@ class DeepStackRequest(serializers.Serializer[Any]):
 
     image = serializers.FileField()
     min_confidence = serializers.FloatField(
-        required=False, help_text="Default: the model's working threshold."
+        required=False,
+        min_value=0.0,
+        max_value=1.0,
+        help_text="Default: the model's working threshold.",
     )
     api_key = serializers.CharField(required=False, help_text="Instead of a token header.")
+
+
+class DeepStackPrediction(serializers.Serializer[Any]):
+    label = serializers.CharField()  # type: ignore[assignment]  # a field named label
+    confidence = serializers.FloatField()
+    x_min = serializers.IntegerField()
+    y_min = serializers.IntegerField()
+    x_max = serializers.IntegerField()
+    y_max = serializers.IntegerField()
+
+
+class DeepStackAnswer(serializers.Serializer[Any]):
+    """For the schema: DeepStack's detection answer, with our model version added."""
+
+    success = serializers.BooleanField()
+    predictions = DeepStackPrediction(many=True)
+    count = serializers.IntegerField()
+    message = serializers.CharField()
+    code = serializers.IntegerField()
+    inferenceMs = serializers.FloatField(allow_null=True)
+    processMs = serializers.FloatField()
+    moduleId = serializers.CharField()
+    model_version = serializers.DictField(allow_null=True)
 
 
 def _deepstack_confidence(raw: str) -> float | None:
@@ -197,7 +248,13 @@ class DeepStackDetectionView(APIView):
         }
         return response
 
-    @waiting_schema(DeepStackRequest, (400, 401, 413, 503, 504), tags=["deepstack"])
+    @waiting_schema(
+        DeepStackRequest,
+        (400, 401, 413, 503, 504),
+        answer_only=True,
+        result=DeepStackAnswer,
+        tags=["deepstack"],
+    )
     def post(self, request: Request) -> Response:
         wait_s = parse_wait(request, answer_only=True)
         upload = uploads.single_file(request.FILES, "image")

@@ -66,7 +66,14 @@ def run_job(request: Request, kind: str, params: dict[str, Any], wait_s: float) 
     return wait_for_job(job, wait_s)
 
 
-@extend_schema_field(OpenApiTypes.STR)
+@extend_schema_field(
+    {
+        "type": "string",
+        "pattern": r"^\s*[0-9.eE+-]+\s*(,\s*[0-9.eE+-]+\s*){3}$",
+        "description": "x1,y1,x2,y2 in pixels, x2 > x1 and y2 > y1.",
+        "nullable": True,
+    }
+)
 class BoxField(serializers.Field[Any, Any, Any, Any]):
     """A face box ``x1,y1,x2,y2`` in pixels: a JSON list or a comma-separated string."""
 
@@ -86,6 +93,7 @@ class BoxField(serializers.Field[Any, Any, Any, Any]):
         return value
 
 
+@extend_schema_field({"type": "number", "minimum": 0, "exclusiveMinimum": True, "nullable": True})
 class ThresholdField(serializers.FloatField):
     """An optional distance threshold: a finite number above 0."""
 
@@ -171,7 +179,9 @@ class FaceQueryView(APIView):
 QUERY_ERRORS = (400, 401, 413, 422, 503, 504)
 
 
-@extend_schema_view(post=waiting_schema(VerifyRequest, QUERY_ERRORS))
+@extend_schema_view(
+    post=waiting_schema(VerifyRequest, QUERY_ERRORS, images=("source_image", "target_image"))
+)
 class VerifyView(FaceQueryView):
     """``POST /api/v1/faces/verify/``: are the faces of two photos the same person?"""
 
@@ -233,7 +243,16 @@ class RecognizeView(FaceQueryView):
 # ---------------------------------------------------------------------------- subjects
 
 
+@extend_schema_field(enrollment.NAME_SCHEMA)
+class NameField(serializers.CharField):
+    """A subject's name (``enrollment.clean_name``'s rule, which the views apply)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(max_length=255, **kwargs)
+
+
 class SubjectSerializer(serializers.ModelSerializer[Subject]):
+    name = NameField()
     face_count = serializers.IntegerField(read_only=True, default=0)
 
     class Meta:

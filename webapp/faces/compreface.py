@@ -32,8 +32,6 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import QuerySet
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
@@ -52,6 +50,20 @@ from webapp.faces.api import (
     start_enrollment,
     start_recognition,
     start_verification,
+)
+from webapp.faces.compreface_schema import (
+    MAX_COUNT,
+    add_example_schema,
+    add_subject_schema,
+    delete_example_schema,
+    delete_examples_schema,
+    delete_subject_schema,
+    delete_subjects_schema,
+    list_examples_schema,
+    list_subjects_schema,
+    recognize_schema,
+    rename_subject_schema,
+    verify_schema,
 )
 from webapp.faces.models import Face, Subject
 from webapp.faces.services import FaceError, UploadedImage
@@ -83,9 +95,6 @@ CODES = {
 }
 # CompreFace answers "no face" as a bad request; our native API says 422.
 STATUS_OVERRIDES = {"no_face": 400}
-compat_schema = extend_schema(
-    request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT, tags=["compreface"]
-)
 
 
 class CompreFaceView(APIView):
@@ -120,10 +129,6 @@ def image_field(request: Request, field: str) -> UploadedImage:
             "not_an_image", f"{field}: not valid base64.", details={"field": field}
         ) from None
     return services.read_image(data, field, field=field)
-
-
-# The most a page number or a result count may be: past it a query's offset overflows.
-MAX_COUNT = 1_000_000
 
 
 def query_number(
@@ -167,7 +172,7 @@ class VerificationView(CompreFaceView):
 
     read_like = True
 
-    @compat_schema
+    @verify_schema
     def post(self, request: Request) -> Response:
         limit = int(query_number(request, "limit", 0, low=0, high=MAX_COUNT))
         min_score = query_number(request, "det_prob_threshold", 0.0, low=0.0, high=1.0)
@@ -203,7 +208,7 @@ class RecognizeView(CompreFaceView):
 
     read_like = True
 
-    @compat_schema
+    @recognize_schema
     def post(self, request: Request) -> Response:
         options = {
             "limit": int(query_number(request, "limit", 0, low=0, high=MAX_COUNT)),
@@ -236,7 +241,7 @@ class RecognizeView(CompreFaceView):
 class FacesView(CompreFaceView):
     """``/api/v1/recognition/faces``: add, list and delete examples."""
 
-    @compat_schema
+    @add_example_schema
     def post(self, request: Request) -> Response:
         name = request.query_params.get("subject", "")
         if not name.strip():
@@ -259,7 +264,7 @@ class FacesView(CompreFaceView):
             {"image_id": str(face["id"]), "subject": subject.name}, status=status.HTTP_201_CREATED
         )
 
-    @compat_schema
+    @list_examples_schema
     def get(self, request: Request) -> Response:
         faces = examples(request)
         page = int(query_number(request, "page", 0, low=0, high=MAX_COUNT))
@@ -279,7 +284,7 @@ class FacesView(CompreFaceView):
             }
         )
 
-    @compat_schema
+    @delete_examples_schema
     def delete(self, request: Request) -> Response:
         if not request.query_params.get("subject"):
             _admin_only(request, "Deleting every example of every subject")
@@ -315,9 +320,7 @@ def subject_for_enrollment(request: Request, name: str) -> tuple[Subject, bool]:
 class FaceView(CompreFaceView):
     """``DELETE /api/v1/recognition/faces/{image_id}``."""
 
-    @extend_schema(
-        responses=OpenApiTypes.OBJECT, tags=["compreface"], operation_id="compreface_delete_example"
-    )
+    @delete_example_schema
     def delete(self, request: Request, image_id: str) -> Response:
         faces = Face.objects.filter(subject__dataset=services.gallery_dataset())
         # isdigit() also accepts "²", which int() refuses; and a database id has 18 digits.
@@ -333,7 +336,7 @@ class FaceView(CompreFaceView):
 class SubjectsView(CompreFaceView):
     """``/api/v1/recognition/subjects``: list, add, delete all."""
 
-    @compat_schema
+    @list_subjects_schema
     def get(self, request: Request) -> Response:
         return Response(
             {
@@ -343,7 +346,7 @@ class SubjectsView(CompreFaceView):
             }
         )
 
-    @compat_schema
+    @add_subject_schema
     def post(self, request: Request) -> Response:
         name = request.data.get("subject") if hasattr(request.data, "get") else None
         if not isinstance(name, str) or not name.strip():
@@ -351,7 +354,7 @@ class SubjectsView(CompreFaceView):
         subject = enrollment.create_subject(name, signed_in_user(request.user))
         return Response({"subject": subject.name}, status=status.HTTP_201_CREATED)
 
-    @compat_schema
+    @delete_subjects_schema
     def delete(self, request: Request) -> Response:
         _admin_only(request, "Deleting every subject")
         with transaction.atomic():
@@ -364,7 +367,7 @@ class SubjectsView(CompreFaceView):
 class SubjectView(CompreFaceView):
     """``PUT`` (rename, merging into an existing subject) and ``DELETE`` one subject."""
 
-    @compat_schema
+    @rename_subject_schema
     def put(self, request: Request, subject: str) -> Response:
         new_name = request.data.get("subject") if hasattr(request.data, "get") else None
         if not isinstance(new_name, str) or not new_name.strip():
@@ -372,9 +375,7 @@ class SubjectView(CompreFaceView):
         enrollment.rename_subject(gallery_subject(subject), new_name, merge=True)
         return Response({"updated": True})
 
-    @extend_schema(
-        responses=OpenApiTypes.OBJECT, tags=["compreface"], operation_id="compreface_delete_subject"
-    )
+    @delete_subject_schema
     def delete(self, request: Request, subject: str) -> Response:
         found = gallery_subject(subject)
         enrollment.delete_subject(found)

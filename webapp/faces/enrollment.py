@@ -48,6 +48,15 @@ def get_subject(*, pk: int | None = None, name: str | None = None) -> Subject:
     return found
 
 
+# A name as clean_name accepts it, for the OpenAPI schema: something besides white space, no
+# control characters, at most 255 characters.
+NAME_SCHEMA = {
+    "type": "string",
+    "maxLength": 255,
+    "pattern": r"^[^\u0000-\u001f\u007f]*[^\s\u0000-\u001f\u007f][^\u0000-\u001f\u007f]*$",
+}
+
+
 def clean_name(name: str) -> str:
     cleaned = " ".join(str(name).split())
     if any(ord(c) < 32 or ord(c) == 127 for c in cleaned):  # NUL: PostgreSQL refuses it

@@ -59,11 +59,47 @@ def labels_json(image: Image, model_version: int | None = None) -> dict[str, Any
     }
 
 
+class BoxFields(serializers.Serializer[Any]):
+    """For the schema: one box as services.validate_box reads it."""
+
+    x1 = serializers.FloatField(min_value=0)
+    y1 = serializers.FloatField(min_value=0)
+    x2 = serializers.FloatField(min_value=0, help_text="x1 < x2 <= the image's width.")
+    y2 = serializers.FloatField(min_value=0, help_text="y1 < y2 <= the image's height.")
+    label_class = serializers.IntegerField(
+        required=False, min_value=1, help_text="The class's id (or give `label`)."
+    )
+    label = serializers.CharField(required=False, help_text="The class's name.")  # type: ignore[assignment]  # a field named label
+    suggested_by = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, help_text="The detector version it came from."
+    )
+    suggested_score = serializers.FloatField(
+        required=False, allow_null=True, min_value=0, max_value=1
+    )
+
+
+class NewBox(BoxFields):
+    """For the schema: POST's body."""
+
+    version = serializers.IntegerField(
+        required=False, min_value=0, help_text="The labels version you loaded."
+    )
+
+
+class BoxChange(NewBox):
+    """For the schema: PATCH's body (what is sent replaces the box's value)."""
+
+    x1 = serializers.FloatField(required=False, min_value=0)
+    y1 = serializers.FloatField(required=False, min_value=0)
+    x2 = serializers.FloatField(required=False, min_value=0)
+    y2 = serializers.FloatField(required=False, min_value=0)
+
+
 class BoxesBody(serializers.Serializer[Any]):
     """For the schema: PUT's body."""
 
-    version = serializers.IntegerField(help_text="The labels version you loaded.")
-    boxes = serializers.ListField(child=serializers.DictField())
+    version = serializers.IntegerField(min_value=0, help_text="The labels version you loaded.")
+    boxes = BoxFields(many=True)
     resolved_suggestions = serializers.ListField(
         child=serializers.IntegerField(), required=False, help_text="Model boxes to delete."
     )
@@ -82,9 +118,7 @@ class ImageBoxesView(APIView):
         raw = request.query_params.get("model_version", "")
         return Response(labels_json(_image(pk), int(raw) if is_id(raw) else None))
 
-    @extend_schema(
-        request=OpenApiTypes.OBJECT, responses={201: OpenApiTypes.OBJECT, **WRITE_ERRORS}
-    )
+    @extend_schema(request=NewBox, responses={201: OpenApiTypes.OBJECT, **WRITE_ERRORS})
     def post(self, request: Request, pk: int) -> Response:
         image, data = _image(pk), _body(request)
         spec = services.validate_box(image, data)
@@ -130,9 +164,7 @@ class BoxView(APIView):
     def get(self, request: Request, pk: int) -> Response:
         return Response(box_json(self._box(pk)))
 
-    @extend_schema(
-        request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT, **WRITE_ERRORS}
-    )
+    @extend_schema(request=BoxChange, responses={200: OpenApiTypes.OBJECT, **WRITE_ERRORS})
     def patch(self, request: Request, pk: int) -> Response:
         box, data = self._box(pk), _body(request)
         if box.origin != BoxOrigin.HUMAN:
