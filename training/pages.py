@@ -36,7 +36,11 @@ BACKBONE_LABELS = {
 class RunForm(forms.Form):
     dataset = forms.ModelChoiceField(queryset=Dataset.objects.order_by("name"))
     task = forms.ChoiceField(
-        choices=[("detector", "Object detector"), ("verifier", "Face verifier")]
+        choices=[
+            ("detector", "Object detector"),
+            ("face_detector", "Face detector (finds the faces the verifier compares)"),
+            ("verifier", "Face verifier"),
+        ]
     )
     minutes = forms.FloatField(
         required=False, min_value=0.1, max_value=7 * 24 * 60, label="Budget (minutes)"
@@ -48,9 +52,14 @@ class RunForm(forms.Form):
         required=False, min_value=2, max_value=64, label="Random search: trials (empty: one trial)"
     )
     start_from = forms.ModelChoiceField(
-        queryset=ModelVersion.objects.exclude(kind=ModelKind.FACE_DETECTOR),
+        queryset=ModelVersion.objects.exclude(kind=ModelKind.VERIFIER),
         required=False,
         label="Fine-tune from (empty: from scratch)",
+    )
+    whole_image_faces = forms.ModelChoiceField(
+        queryset=Dataset.objects.filter(task="faces").order_by("name"),
+        required=False,
+        label="Face detector: add this faces dataset's one-face photos as whole-photo faces",
     )
     backbone = forms.ChoiceField(
         choices=[(b, BACKBONE_LABELS[b]) for b in (*BACKBONES, "dlib", "onnx")],
@@ -89,6 +98,7 @@ class RunForm(forms.Form):
             epochs=data.get("epochs"),
             search=SearchSpec(trials=trials) if trials else None,
             start_from=start.pk if start else None,
+            whole_image_faces=faces.pk if (faces := data.get("whole_image_faces")) else None,
             backbone=data.get("backbone") or "ours",
             freeze_blocks=data.get("freeze_blocks"),
             satisficing=limits,
@@ -136,6 +146,8 @@ def run_page(request: HttpRequest, run_id: int) -> HttpResponse:
         TrainingRun.objects.select_related("dataset", "model_version"), pk=run_id
     )
     data = run_json(run)
+    version = run.model_version
+    target = _serve_target(run)
     return render(
         request,
         "training/run.html",
@@ -145,14 +157,23 @@ def run_page(request: HttpRequest, run_id: int) -> HttpResponse:
             "diagnosis_rows": _diagnosis_rows(run.diagnosis),
             "can_edit": user_can_edit(request.user),
             "can_promote": user_is_admin(request.user),
-            "serving": registry.serving(run.dataset, run.model_version.kind)
-            if run.model_version
-            else None,
-            # Promoted for this dataset (not only the workbench-wide default it falls back to).
-            "promoted_here": run.model_version is not None
-            and Promotion.serving(run.dataset_id, run.model_version.kind) == run.model_version,
+            "target": target,
+            "serving": registry.serving(target, version.kind) if version else None,
+            # Promoted for the target (not only the workbench-wide default it falls back to).
+            "promoted_here": version is not None
+            and Promotion.serving(target.pk, version.kind) == version,
         },
     )
+
+
+def _serve_target(run: TrainingRun) -> Dataset:
+    """The dataset the run's model would serve: its own, or for a face detector the faces
+    gallery, where the face search finds faces with it."""
+    if run.model_version is not None and run.model_version.kind == ModelKind.FACE_DETECTOR:
+        from webapp.faces.services import gallery_dataset
+
+        return gallery_dataset()
+    return run.dataset
 
 
 def _diagnosis_rows(diagnosis: dict[str, Any] | None) -> list[tuple[str, Any]]:

@@ -14,10 +14,19 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Task = Literal["detector", "verifier"]
-TASKS = ("detector", "verifier")
+Task = Literal["detector", "face_detector", "verifier"]
+TASKS = ("detector", "face_detector", "verifier")
+DETECTOR_TASKS = ("detector", "face_detector")
 # The fields that must be whole numbers when given, and the largest seed NumPy and torch take.
-WHOLE_FIELDS = ("epochs", "img_size", "batch_size", "patience", "freeze_blocks", "start_from")
+WHOLE_FIELDS = (
+    "epochs",
+    "img_size",
+    "batch_size",
+    "patience",
+    "freeze_blocks",
+    "start_from",
+    "whole_image_faces",
+)
 MAX_SEED = 2**32 - 1
 OPTIMIZERS = ("adam", "rmsprop", "momentum")
 SCHEDULES = ("none", "inverse_time", "exponential", "step", "cosine")
@@ -28,7 +37,11 @@ BACKBONES = ("ours", "resnet18", "mobilenet_v3_small")
 # the app), or a face-embedding ONNX file the user brings (``TrainingRun.backbone_file``).
 FACE_BACKBONES = ("ours", "dlib", "onnx")
 # The optimising metric by task and whether larger is better (EER: smaller).
-OBJECTIVES = {"detector": ("map50", "max"), "verifier": ("eer", "min")}
+OBJECTIVES = {
+    "detector": ("map50", "max"),
+    "face_detector": ("map50", "max"),
+    "verifier": ("eer", "min"),
+}
 
 
 class RunConfigError(ValueError):
@@ -60,7 +73,9 @@ class RunConfig:
     """One training request.
 
     Attributes:
-        task: "detector" or "verifier".
+        task: "detector", "face_detector" (a one-kind detector that serves the face search,
+            trained with the face augmentation: zoom onto a face, strong light changes,
+            occlusion; three scales) or "verifier".
         minutes: the whole run's wall-clock budget (shared by its trials), or None.
         epochs: the most epochs per trial (None: the task's default).
         img_size: the detector's input side in pixels (a multiple of 32).
@@ -72,6 +87,9 @@ class RunConfig:
         freeze_blocks: when fine-tuning, the first N backbone blocks stay frozen (None: the
             notes' rule of thumb by the amount of data).
         start_from: a model version id to fine-tune from.
+        whole_image_faces: a face detector's: the id of a faces dataset whose train-split
+            photos of one face (stored without a box, as ORL's) join training as faces
+            that fill the photo.
         backbone: a detector's: "ours" (default), "resnet18" or "mobilenet_v3_small"
             (torchvision architectures; their weights come from a file the user brings, see
             ``TrainingRun.backbone_file``). A verifier's: "ours" (from scratch), "dlib"
@@ -96,18 +114,24 @@ class RunConfig:
     augment: tuple[str, ...] = ()
     freeze_blocks: int | None = None
     start_from: int | None = None
+    whole_image_faces: int | None = None
     backbone: str = "ours"
     search: SearchSpec | None = None
     satisficing: dict[str, float] = field(default_factory=dict)
     seed: int = 0
 
     def __post_init__(self) -> None:
-        _check(self.task in TASKS, "task must be detector or verifier.")
+        _check(self.task in TASKS, "task must be detector, face_detector or verifier.")
         for name in WHOLE_FIELDS:  # 1.5 epochs or "8" would only fail once training ran
             value = getattr(self, name)
             _check(value is None or _whole(value), f"{name} must be a whole number.")
         _check(_whole(self.seed) and 0 <= self.seed <= MAX_SEED, f"seed: 0 to {MAX_SEED}.")
         _check(self.start_from is None or self.start_from >= 1, "start_from: a model version id.")
+        _check(
+            self.whole_image_faces is None
+            or (self.task == "face_detector" and self.whole_image_faces >= 1),
+            "whole_image_faces: a faces dataset's id, for a face_detector run.",
+        )
         allowed = FACE_BACKBONES if self.task == "verifier" else BACKBONES
         _check(self.backbone in allowed, f"backbone for a {self.task}: one of {allowed}.")
         _check(self.minutes is None or 0 < self.minutes <= 7 * 24 * 60, "minutes: 0 to a week.")
@@ -188,7 +212,10 @@ class RunConfig:
 
     def digest(self) -> str:
         """A hash of what shapes the result (not the seed of the search's bookkeeping)."""
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+        data = self.to_dict()
+        if data["whole_image_faces"] is None:  # added later: older runs' digests stay
+            del data["whole_image_faces"]
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
 def _whole(value: Any) -> bool:

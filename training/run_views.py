@@ -83,6 +83,15 @@ RUN_BODY: dict[str, Any] = {
         },
         "freeze_blocks": _nullable({**_WHOLE, "minimum": 0, "maximum": 20}),
         "start_from": _nullable({**_WHOLE, "minimum": 1, "maximum": MAX_ID}),
+        "whole_image_faces": _nullable(
+            {
+                **_WHOLE,
+                "minimum": 1,
+                "maximum": MAX_ID,
+                "description": "A face_detector's: a faces dataset whose train-split photos "
+                "of one face join training as faces that fill the photo.",
+            }
+        ),
         "backbone": {
             "type": "string",
             "enum": sorted({*BACKBONES, *FACE_BACKBONES}),

@@ -28,8 +28,13 @@ from inference.face_backbones import DLIB_INSTALL, dlib_available
 from training import trials as trial_work
 from training.backbones import check_stored
 from training.models import FINISHED_RUN, ModelKind, ModelVersion, RunStatus, TrainingRun, Trial
-from training.run_config import RunConfig, RunConfigError
-from training.samples import class_names_of, face_samples, split_samples
+from training.run_config import DETECTOR_TASKS, RunConfig, RunConfigError
+from training.samples import (
+    class_names_of,
+    face_samples,
+    split_samples,
+    whole_image_face_samples,
+)
 from training.splits import SPLIT_SCHEME
 from webapp.accounts.models import User
 from webapp.images.models import Box, BoxOrigin, Dataset, SplitAssignment, Task
@@ -39,8 +44,17 @@ from webapp.jobs.services import cancel_job, start_job
 
 logger = logging.getLogger(__name__)
 
-KIND_OF_TASK = {"detector": ModelKind.DETECTOR, "verifier": ModelKind.VERIFIER}
-DATASET_TASK = {"detector": Task.DETECTION, "verifier": Task.FACES}
+KIND_OF_TASK = {
+    "detector": ModelKind.DETECTOR,
+    "face_detector": ModelKind.FACE_DETECTOR,
+    "verifier": ModelKind.VERIFIER,
+}
+# A face detector learns from a detection dataset of face boxes (its classes become faces).
+DATASET_TASK = {
+    "detector": Task.DETECTION,
+    "face_detector": Task.DETECTION,
+    "verifier": Task.FACES,
+}
 
 
 class RunError(JobError):
@@ -85,21 +99,34 @@ def _check_data(dataset: Dataset, config: RunConfig) -> None:
             f"Dataset {dataset.name!r} is a {dataset.get_task_display().lower()} dataset: "
             f"a {config.task} trains on a {DATASET_TASK[config.task].label.lower()} dataset."
         )
-    if config.task == "detector":
+    detector = config.task in DETECTOR_TASKS
+    if detector:
         splits = split_samples(dataset, class_names_of(dataset))
         counts = {name: len(splits.get(name, [])) for name in ("train", "val")}
     else:
         faces = face_samples(dataset)
         counts = {name: len({f.identity for f in faces.get(name, [])}) for name in ("train", "val")}
     # A verifier learns "same or different person": it needs two people on each side.
-    least = 1 if config.task == "detector" else 2
+    least = 1 if detector else 2
     missing = [name for name, n in counts.items() if n < least]
     if missing:
-        what = "images" if config.task == "detector" else "people (at least 2 each)"
+        what = "images" if detector else "people (at least 2 each)"
         raise RunError(
             f"Dataset {dataset.name!r} has too few {' or '.join(missing)} {what} with labels: "
             "build its splits and label some images first."
         )
+    if config.whole_image_faces is not None:
+        faces_dataset = Dataset.objects.filter(pk=config.whole_image_faces).first()
+        if faces_dataset is None:
+            raise RunError(
+                f"whole_image_faces: there is no dataset {config.whole_image_faces}.",
+                code="unknown_dataset",
+                status=404,
+            )
+        try:
+            whole_image_face_samples(faces_dataset, class_names_of(dataset))
+        except ValueError as exc:
+            raise RunError(f"whole_image_faces: {exc}.") from None
     if config.start_from is not None:
         version = ModelVersion.objects.filter(pk=config.start_from).first()
         if version is None or version.kind != KIND_OF_TASK[config.task]:

@@ -474,14 +474,16 @@ def verifier_splits(
 
 
 def _detector_boxes(splits: Splits, log: Log) -> Splits:
-    """Frame whole-image faces with the active face detector's largest box, if any.
+    """Frame whole-image faces with the serving face detector's largest box, if any.
 
     Serving crops every upload around the detector's box (plus a margin); a verifier
     trained on whole images would see a different framing in training than in use.
     """
-    version = ModelVersion.active(ModelKind.FACE_DETECTOR)
+    from webapp.faces.services import serving_face_detector
+
+    version = serving_face_detector()
     if version is None:
-        log("No face detector is active: training on the faces as stored.")
+        log("No face detector serves: training on the faces as stored.")
         return splits
     detector = Predictor.from_checkpoint(version.path, expected_sha256=version.sha256)
     bar = raw_working_threshold(version.metrics, version.config)  # as serving finds faces

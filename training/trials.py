@@ -43,6 +43,8 @@ from training.detection import (
     DEFAULT_DETECTOR_CONFIG,
     DEFAULT_FIT_CONFIG,
     EVAL_SCORE_THRESHOLD,
+    FACE_AUGMENT_CONFIG,
+    FACE_DETECTOR_CONFIG,
     DetectionSample,
     TransferStart,
     evaluate_detector,
@@ -54,11 +56,12 @@ from training.fit import FitCancelled, FitConfig, Progress
 from training.formats.folders import FaceSample
 from training.models import ModelVersion, Trial
 from training.run_config import RunConfig, RunConfigError
-from training.samples import class_names_of, split_samples
+from training.samples import class_names_of, split_samples, whole_image_face_samples
 from training.search import coarse_trials, fine_trials
 from training.selection import pick
 from training.verification import DEFAULT_VERIFIER_TRAIN_CONFIG, evaluate_verifier
 from training.verification import train_verifier as train_face_verifier
+from webapp.images.models import Dataset
 
 Report = Callable[[float, str], None]  # (fraction of the trial, message); may raise
 # The train split is measured on at most this many images (deterministically chosen): the
@@ -122,7 +125,8 @@ def fit_config(config: RunConfig, base: FitConfig | None = None) -> FitConfig:
 
 
 def augment_config(config: RunConfig, extra: set[str]) -> AugmentConfig:
-    """The default augmentation, plus what the run (or the error sheet's tags) asks for."""
+    """The task's augmentation (a face detector's: zoom, light, occlusion), plus what the
+    run (or the error sheet's tags) asks for."""
     wanted = set(config.augment) | extra
     changes: dict[str, Any] = {}
     fields = {f.name for f in dataclasses.fields(AugmentConfig)}
@@ -132,7 +136,8 @@ def augment_config(config: RunConfig, extra: set[str]) -> AugmentConfig:
         changes["blur_p"] = 0.3
     if "rotate" in wanted and "rotate_p" in fields:
         changes["rotate_p"] = 0.3
-    return dataclasses.replace(DEFAULT_AUGMENT_CONFIG, **changes)
+    base = FACE_AUGMENT_CONFIG if config.task == "face_detector" else DEFAULT_AUGMENT_CONFIG
+    return dataclasses.replace(base, **changes)
 
 
 # ---------------------------------------------------------------------------- training
@@ -186,6 +191,9 @@ def train_detector_trial(trial: Trial, config: RunConfig, report: Report) -> Out
     dataset = trial.run.dataset
     class_names = class_names_of(dataset)
     splits = split_samples(dataset, class_names)
+    if config.whole_image_faces is not None:
+        faces = Dataset.objects.get(pk=config.whole_image_faces)
+        splits["train"] = [*splits["train"], *whole_image_face_samples(faces, class_names)]
     model_config, start = _start(trial, config, splits["train"])
     curves = list(trial.curves)  # a resumed trial keeps the epochs it had done
     result = train_detector(
@@ -324,7 +332,8 @@ def _start(
     normalisation), a backbone file the user brought (ImageNet's statistics, which its
     weights learnt), or random weights (the training split's own statistics)."""
     run = trial.run
-    base, state = DEFAULT_DETECTOR_CONFIG, None
+    base = FACE_DETECTOR_CONFIG if config.task == "face_detector" else DEFAULT_DETECTOR_CONFIG
+    state: dict[str, Any] | None = None
     if run.start_from_id is not None:
         version = ModelVersion.objects.get(pk=run.start_from_id)
         cpu = torch.device("cpu")

@@ -139,7 +139,7 @@ def model_list(request: HttpRequest) -> HttpResponse:
         {
             "rows": rows,
             "detector_rows": [detector_row(v) for v in detectors],
-            "detector": ModelVersion.active(ModelKind.FACE_DETECTOR),
+            "detector": services.serving_face_detector(),
         },
     )
 

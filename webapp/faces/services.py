@@ -40,6 +40,7 @@ from inference.preprocess import ImageArray, load_rgb
 from inference.recognize import Gallery
 from inference.runtime import CheckpointError
 from inference.verification_metrics import distance_to_similarity
+from training import registry
 from training.models import ModelKind, ModelVersion
 from webapp.accounts.models import User
 from webapp.faces.models import Face, Subject
@@ -125,10 +126,18 @@ def recognition_threshold(version: ModelVersion, verify_threshold: float) -> flo
     return verify_threshold
 
 
+def serving_face_detector() -> ModelVersion | None:
+    """The face detector that finds faces: the one promoted for the gallery dataset (a face
+    detector trained in the training app, promoted there), else the active one."""
+    gallery = Dataset.objects.filter(name=settings.FACES_GALLERY_DATASET, task=Task.FACES)
+    return registry.serving(gallery.first(), ModelKind.FACE_DETECTOR)
+
+
 def load_models() -> FaceModels:
-    """The active verifier and face detector, loaded at most once per process per version."""
+    """The active verifier and the serving face detector, loaded at most once per process
+    per version."""
     verifier = active_verifier()
-    detector = ModelVersion.active(ModelKind.FACE_DETECTOR)
+    detector = serving_face_detector()
     key: _CacheKey = (
         verifier.pk,
         verifier.sha256,
@@ -217,7 +226,7 @@ def check_detector_available(
     """Refuse early (503) a photo that needs a face detector when none is active."""
     if not needs_detector(width, height, detect_faces=detect_faces, box=box):
         return
-    if ModelVersion.active(ModelKind.FACE_DETECTOR) is None:
+    if serving_face_detector() is None:
         raise FaceError(
             "no_face_detector",
             f"{field}: no face detector is active, so faces cannot be found in this "

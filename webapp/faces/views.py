@@ -109,7 +109,7 @@ def serving_models(*, recognition: bool = False) -> dict[str, Any]:
             rule = str(metrics.get("recognition_threshold_rule", "recognition"))
     return {
         "verifier": verifier,
-        "detector": ModelVersion.active(ModelKind.FACE_DETECTOR),
+        "detector": services.serving_face_detector(),
         "default_threshold": threshold,
         "threshold_rule": rule,
     }
