@@ -29,6 +29,13 @@ def test_train_runs_here_and_prints_the_diagnosis(cells):
     assert "Skipped" in again.getvalue() and TrainingRun.objects.count() == 2
 
 
+def test_train_queues_a_face_detector_run(cells):
+    call_command("train", "--dataset", "cells", "--task", "face_detector", "--epochs", "1",
+                 "--queue", stdout=io.StringIO())  # fmt: skip
+    run = TrainingRun.objects.get()
+    assert run.task == "face_detector" and run.status == RunStatus.QUEUED
+
+
 def test_train_queue_only_queues(cells):
     out = io.StringIO()
     call_command("train", "--dataset", "cells", "--search", "3", "--epochs", "1", "--queue",
@@ -46,6 +53,11 @@ def test_train_queue_only_queues(cells):
         (["--dataset", "cells", "--batch-size", "24"], "power of two"),
         (["--dataset", "cells", "--task", "verifier"], "faces dataset"),
         (["--dataset", "cells", "--backbone-file", "/nonexistent.pth"], "No file"),
+        (["--dataset", "cells", "--whole-image-faces", "nowhere"], "numbered 'nowhere'"),
+        (
+            ["--dataset", "cells", "--task", "face_detector", "--whole-image-faces", "cells"],
+            "is a detection dataset, not faces",
+        ),
     ],
 )
 def test_train_refuses_clearly(cells, args, message):

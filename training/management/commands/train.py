@@ -1,5 +1,6 @@
-"""`manage.py train --dataset NAME|ID [--task detector|verifier] [--epochs N | --minutes M]
-[--search TRIALS] ...`: a training run, as the training page and the API start it.
+"""`manage.py train --dataset NAME|ID [--task detector|face_detector|verifier] [--epochs N |
+--minutes M] [--search TRIALS] ...`: a training run, as the training page and the API
+start it.
 
 The run is the same :class:`~training.models.TrainingRun` with the same trials as jobs; by
 default this command carries them out here, one after another, with a progress bar, then
@@ -61,6 +62,12 @@ class Command(BaseCommand):
         parser.add_argument("--search", type=int, metavar="TRIALS", help="Random search.")
         parser.add_argument("--rounds", type=int, choices=(1, 2), default=2)
         parser.add_argument("--start-from", type=int, metavar="VERSION", help="Fine-tune it.")
+        parser.add_argument(
+            "--whole-image-faces",
+            metavar="DATASET",
+            help="A face detector's: a faces dataset (name or id) whose one-face photos join "
+            "training as faces that fill the photo.",
+        )
         parser.add_argument("--backbone", choices=BACKBONES, default="ours")
         parser.add_argument(
             "--backbone-file", type=Path, help="torchvision weights (.pth/.safetensors)."
@@ -182,6 +189,9 @@ def _config(options: dict[str, Any]) -> RunConfig:
             augment=tuple(options["augment"]),
             freeze_blocks=options["freeze"],
             start_from=options["start_from"],
+            whole_image_faces=(
+                _dataset(options["whole_image_faces"]).pk if options["whole_image_faces"] else None
+            ),
             backbone=options["backbone"],
             search=(
                 SearchSpec(trials=options["search"], rounds=options["rounds"], seed=options["seed"])
