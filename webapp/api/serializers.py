@@ -121,3 +121,12 @@ class JobCreateSerializer(serializers.Serializer[Any]):
     kind = serializers.ChoiceField(choices=[JobKind.IMAGE_STATS])
     dataset = serializers.PrimaryKeyRelatedField(queryset=Dataset.objects.all())
     params = serializers.DictField(required=False, default=dict)
+
+
+class PixelBox(serializers.Serializer[Any]):
+    """A box in whole pixels as DeepStack and CompreFace answer it (for the schema)."""
+
+    x_min = serializers.IntegerField()
+    y_min = serializers.IntegerField()
+    x_max = serializers.IntegerField()
+    y_max = serializers.IntegerField()

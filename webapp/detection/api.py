@@ -30,6 +30,7 @@ from webapp.accounts.models import ApiToken, User, signed_in_user
 from webapp.api.errors import ApiError
 from webapp.api.parsers import JSONParser
 from webapp.api.schema import image_form, waiting_schema
+from webapp.api.serializers import PixelBox
 from webapp.detection.services import resolve_version
 from webapp.images import uploads
 from webapp.images.models import Dataset, Image
@@ -198,13 +199,9 @@ class DeepStackRequest(serializers.Serializer[Any]):
     api_key = serializers.CharField(required=False, help_text="Instead of a token header.")
 
 
-class DeepStackPrediction(serializers.Serializer[Any]):
+class DeepStackPrediction(PixelBox):
     label = serializers.CharField()  # type: ignore[assignment]  # a field named label
     confidence = serializers.FloatField()
-    x_min = serializers.IntegerField()
-    y_min = serializers.IntegerField()
-    x_max = serializers.IntegerField()
-    y_max = serializers.IntegerField()
 
 
 class DeepStackAnswer(serializers.Serializer[Any]):

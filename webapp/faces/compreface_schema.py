@@ -19,6 +19,7 @@ from drf_spectacular.utils import (
 from rest_framework import serializers
 
 from webapp.api.schema import ANSWER_WAIT_PARAMETER, image_form
+from webapp.api.serializers import PixelBox
 from webapp.faces.api import NameField
 from webapp.faces.enrollment import NAME_SCHEMA
 
@@ -76,12 +77,8 @@ IMAGE_BODIES = {
 }
 
 
-class CompreFaceBox(serializers.Serializer[Any]):
+class CompreFaceBox(PixelBox):
     probability = serializers.FloatField()
-    x_min = serializers.IntegerField()
-    y_min = serializers.IntegerField()
-    x_max = serializers.IntegerField()
-    y_max = serializers.IntegerField()
 
 
 class BoxOnly(serializers.Serializer[Any]):
