@@ -57,3 +57,38 @@ def test_load_demo_detects_blood_cells(capsys):
     call_command("load_demo")
     assert Box.objects.filter(image__dataset=dataset).count() == count
     assert ModelVersion.objects.filter(kind="detector").count() == 1
+
+
+def test_a_newer_shipped_model_replaces_an_older_copy_but_not_the_users_own(tmp_path):
+    """An updated checkout serves the face detector it ships, unless the user serves one
+    of their own (another name)."""
+    from django.core.files.base import ContentFile
+
+    from training.models import ModelKind
+    from webapp.images.management.commands.load_demo import Command
+
+    card = json.loads((MODELS / "face-detector.json").read_text())
+
+    def older(name: str) -> ModelVersion:
+        version = ModelVersion.objects.create(
+            kind=ModelKind.FACE_DETECTOR,
+            name=name,
+            file=ContentFile(b"old weights", name=f"{name[:8]}.safetensors"),
+            sha256=name.encode().hex().ljust(64, "0")[:64],
+        )
+        version.activate()
+        return version
+
+    stem = MODELS / "face-detector"
+    old = older(card["name"])  # what an earlier checkout's load_demo registered
+    shipped = Command()._register_model(stem, ModelKind.FACE_DETECTOR)
+    assert shipped is not None and shipped.pk != old.pk
+    assert ModelVersion.active(ModelKind.FACE_DETECTOR) == shipped
+    # Registered already: a second load changes nothing, whatever serves.
+    own = older("My face detector (run 3)")
+    again = Command()._register_model(stem, ModelKind.FACE_DETECTOR)
+    assert again == shipped and ModelVersion.active(ModelKind.FACE_DETECTOR) == own
+    # A newer shipped model does not displace a model the user serves.
+    ModelVersion.objects.filter(pk=shipped.pk).delete()
+    Command()._register_model(stem, ModelKind.FACE_DETECTOR)
+    assert ModelVersion.active(ModelKind.FACE_DETECTOR) == own

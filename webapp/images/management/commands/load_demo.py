@@ -62,7 +62,10 @@ class Command(BaseCommand):
     def _register_model(
         self, stem: Path, kind: str, dataset: Dataset | None = None
     ) -> ModelVersion | None:
-        """Register the shipped model ``stem`` once; serve it if nothing of its kind serves.
+        """Register the shipped model ``stem`` once; serve it if nothing of its kind serves,
+        or if what serves is an older copy of the same shipped model (its card's name), so
+        an updated checkout serves the model it ships. A version the user trained, or
+        chose under another name, keeps serving.
 
         ``dataset`` is recorded as the model's own (``evaluate`` defaults to it), also on a
         version registered by an older ``load_demo`` that recorded none.
@@ -79,6 +82,7 @@ class Command(BaseCommand):
             self.stderr.write(f"{weights.name} needs dlib ({DLIB_INSTALL}); skipped.")
             return None
         version = ModelVersion.objects.filter(kind=kind, sha256=sha).first()
+        created = version is None
         if version is None:
             if meta.get("kind", kind) != kind:
                 self.stderr.write(f"{card} describes a {meta['kind']}, not a {kind}; skipped.")
@@ -105,8 +109,13 @@ class Command(BaseCommand):
                 version.save(update_fields=["dataset"])
             if kind == ModelKind.DETECTOR:
                 self._mend_detector_scores(version, card)
-        if ModelVersion.active(kind) is None:
+        active = ModelVersion.active(kind)
+        if active is None or (created and active.name == version.name):
             version.activate()
+            if active is not None:
+                self.stdout.write(
+                    f"It replaces the older shipped {label} #{active.pk} ({active.name})."
+                )
         return version
 
     def _mend_detector_scores(self, version: ModelVersion, card: Path) -> None:
