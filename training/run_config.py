@@ -17,6 +17,7 @@ from typing import Any, Literal
 Task = Literal["detector", "face_detector", "verifier"]
 TASKS = ("detector", "face_detector", "verifier")
 DETECTOR_TASKS = ("detector", "face_detector")
+AUGMENTS = ("blur", "color", "rotate", "occlude")
 # The fields that must be whole numbers when given, and the largest seed NumPy and torch take.
 WHOLE_FIELDS = (
     "epochs",
@@ -82,7 +83,8 @@ class RunConfig:
         optimizer, learning_rate, weight_decay, batch_size, lr_schedule, decay_rate,
         patience: the loop's settings (``training.fit.FitConfig``); None keeps the task's
             default.
-        augment: switched on for this run besides the defaults: "blur", "color", "rotate"
+        augment: switched on for this run besides the defaults: "blur", "color", "rotate",
+            "occlude" (a band across one object: sunglasses, masks, hair)
             (the error sheet's tag actions add theirs).
         freeze_blocks: when fine-tuning, the first N backbone blocks stay frozen (None: the
             notes' rule of thumb by the amount of data).
@@ -152,7 +154,7 @@ class RunConfig:
             "batch_size must be a power of two from 1 to 1024 (the notes' mini-batch sizes).",
         )
         _check(self.patience is None or 1 <= self.patience <= 1000, "patience: 1 to 1000.")
-        _check(set(self.augment) <= {"blur", "color", "rotate"}, "augment: blur, color, rotate.")
+        _check(set(self.augment) <= set(AUGMENTS), f"augment: one of {AUGMENTS}.")
         _check(
             self.freeze_blocks is None or 0 <= self.freeze_blocks <= 20, "freeze_blocks: 0 to 20."
         )

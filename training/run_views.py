@@ -18,6 +18,7 @@ from training import registry, runs
 from training.backbones import store_backbone
 from training.models import ModelKind, ModelVersion, TrainingRun
 from training.run_config import (
+    AUGMENTS,
     BACKBONES,
     FACE_BACKBONES,
     MAX_SEED,
@@ -79,7 +80,7 @@ RUN_BODY: dict[str, Any] = {
         "patience": _nullable({**_WHOLE, "minimum": 1, "maximum": 1000}),
         "augment": {
             "type": "array",
-            "items": {"type": "string", "enum": ["blur", "color", "rotate"]},
+            "items": {"type": "string", "enum": list(AUGMENTS)},
         },
         "freeze_blocks": _nullable({**_WHOLE, "minimum": 0, "maximum": 20}),
         "start_from": _nullable({**_WHOLE, "minimum": 1, "maximum": MAX_ID}),

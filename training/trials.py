@@ -136,6 +136,8 @@ def augment_config(config: RunConfig, extra: set[str]) -> AugmentConfig:
         changes["blur_p"] = 0.3
     if "rotate" in wanted and "rotate_p" in fields:
         changes["rotate_p"] = 0.3
+    if "occlude" in wanted:
+        changes["occlude_p"] = 0.3
     base = FACE_AUGMENT_CONFIG if config.task == "face_detector" else DEFAULT_AUGMENT_CONFIG
     return dataclasses.replace(base, **changes)
 

@@ -1,5 +1,5 @@
 """Face detectors trained in the training app (browser, API), as the shipped one was by the
-command: the face augmentation and architecture, whole-photo faces from a faces dataset,
+command: the face augmentation and architecture (occlusion on request), whole-photo faces from a faces dataset,
 registered as a face detector, and served by the face search once promoted for the gallery."""
 
 from __future__ import annotations
@@ -62,9 +62,13 @@ def test_a_face_detector_run_uses_the_face_recipe_and_serves_once_promoted(
     assert version.config["img_size"] == 128
     # A working threshold fitted on its own validation split: the face search's bar.
     assert 0 < version.metrics["threshold_raw"] < 1
-    # The augmentation a face detector trains with: zoom, light, occlusion.
+    # The augmentation a face detector trains with (zoom onto a face, light, grey), and
+    # occlusion when a run asks for it.
     assert augment_config(config, set()) == FACE_AUGMENT_CONFIG
-    assert augment_config(RunConfig(), set()).occlude_p == 0
+    assert FACE_AUGMENT_CONFIG.zoom_p > 0 and FACE_AUGMENT_CONFIG.shade_p > 0
+    assert augment_config(RunConfig(), set()).zoom_p == 0
+    occluding = RunConfig(**SMALL, augment=("occlude",))
+    assert augment_config(occluding, set()).occlude_p == 0.3
 
     # The active face detector serves until this one is promoted for the gallery.
     assert services.serving_face_detector() == tiny_face_detector

@@ -23,6 +23,7 @@ from training import runs
 from training.backbones import store_backbone
 from training.models import TrainingRun
 from training.run_config import (
+    AUGMENTS,
     BACKBONES,
     OPTIMIZERS,
     SCHEDULES,
@@ -56,9 +57,7 @@ class Command(BaseCommand):
         parser.add_argument("--decay-rate", type=float)
         parser.add_argument("--weight-decay", type=float, help="L2 penalty.")
         parser.add_argument("--patience", type=int, help="Early-stopping patience in epochs.")
-        parser.add_argument(
-            "--augment", action="append", choices=("blur", "color", "rotate"), default=[]
-        )
+        parser.add_argument("--augment", action="append", choices=AUGMENTS, default=[])
         parser.add_argument("--search", type=int, metavar="TRIALS", help="Random search.")
         parser.add_argument("--rounds", type=int, choices=(1, 2), default=2)
         parser.add_argument("--start-from", type=int, metavar="VERSION", help="Fine-tune it.")
