@@ -9,6 +9,8 @@ import pytest
 from django.utils import timezone
 
 from tests.analysis.conftest import add_case
+from training.run_config import RunConfig
+from training.trials import augment_config
 from webapp.analysis import fixes
 from webapp.analysis.actions import training_augmentations
 from webapp.analysis.models import INCORRECTLY_LABELED, ErrorCaseTag, ErrorTag, TagAction
@@ -128,11 +130,15 @@ def test_tags_switch_on_augmentations_for_the_next_training_run(dataset):
     ErrorTag.objects.create(dataset=dataset, name="tilted", action=TagAction.AUGMENT_ROTATE)
     ErrorTag.objects.create(dataset=dataset, name="dusk", action=TagAction.AUGMENT_COLOR)
     ErrorTag.objects.create(dataset=dataset, name="also blurry", action=TagAction.AUGMENT_BLUR)
+    ErrorTag.objects.create(dataset=dataset, name="hidden", action=TagAction.AUGMENT_OCCLUDE)
     ErrorTag.objects.create(dataset=dataset, name="dogs", action=TagAction.COLLECT_MORE)
     other = Dataset.objects.create(name="other")
     ErrorTag.objects.create(dataset=other, name="x", action=TagAction.AUGMENT_BLUR)
-    assert training_augmentations(dataset) == {"blur", "rotate", "color"}
-    assert training_augmentations(dataset.pk) == {"blur", "rotate", "color"}
+    assert training_augmentations(dataset) == {"blur", "rotate", "color", "occlude"}
+    assert training_augmentations(dataset.pk) == {"blur", "rotate", "color", "occlude"}
+    # ... and the next run's augmentation has them on.
+    chosen = augment_config(RunConfig(), training_augmentations(dataset))
+    assert chosen.blur_p > 0 and chosen.rotate_p > 0 and chosen.occlude_p > 0
     ErrorTag.objects.filter(dataset=other).update(action=TagAction.NONE)
     assert training_augmentations(other) == set()
 

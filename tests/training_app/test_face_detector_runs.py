@@ -1,6 +1,7 @@
 """Face detectors trained in the training app (browser, API), as the shipped one was by the
-command: the face augmentation and architecture (occlusion on request), whole-photo faces from a faces dataset,
-registered as a face detector, and served by the face search once promoted for the gallery."""
+command: the face augmentation and architecture (occlusion on request), whole-photo faces
+from a faces dataset, registered as a face detector, and served by the face search once
+promoted for the gallery."""
 
 from __future__ import annotations
 

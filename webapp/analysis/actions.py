@@ -7,9 +7,10 @@ collect more data like it (the notes' "what to do next" after error analysis).
   (:func:`send_back_tagged`). That reuses the labeling queue, which serves images sent
   back first, instead of a second queue with its own rules; it needs a reviewer because
   sending back is a reviewer's act everywhere else too.
-- ``augment_blur`` / ``augment_color`` / ``augment_rotate``: switched on for the next
-  training run of the dataset, read by :func:`training_augmentations` (the notes'
-  artificial data synthesis: "blurry" errors → blur the training images).
+- ``augment_blur`` / ``augment_color`` / ``augment_rotate`` / ``augment_occlude``:
+  switched on for the next training run of the dataset, read by
+  :func:`training_augmentations` (the notes' artificial data synthesis: "blurry" errors →
+  blur the training images; "half hidden" → cover part of an object).
 - ``collect_more``: the tag's note is shown on the dataset page
   (``templates/analysis/_dataset_notes.html``).
 """
@@ -28,6 +29,7 @@ AUGMENTATIONS: dict[str, str] = {
     TagAction.AUGMENT_BLUR.value: "blur",
     TagAction.AUGMENT_COLOR.value: "color",
     TagAction.AUGMENT_ROTATE.value: "rotate",
+    TagAction.AUGMENT_OCCLUDE.value: "occlude",
 }
 MAX_REVIEW_COMMENT = 1000
 
@@ -35,9 +37,10 @@ MAX_REVIEW_COMMENT = 1000
 def training_augmentations(dataset: Dataset | int) -> set[str]:
     """The augmentations the dataset's error tags switch on for its next training run.
 
-    Returns a subset of ``{"blur", "color", "rotate"}``: one name per tag whose action is
-    ``augment_blur``, ``augment_color`` or ``augment_rotate``. Reads the tags and changes
-    nothing, so a training run can call it as often as it likes.
+    Returns a subset of ``{"blur", "color", "rotate", "occlude"}``: one name per tag whose
+    action is ``augment_blur``, ``augment_color``, ``augment_rotate`` or
+    ``augment_occlude``. Reads the tags and changes nothing, so a training run can call it
+    as often as it likes.
     """
     dataset_id = dataset if isinstance(dataset, int) else dataset.pk
     actions = ErrorTag.objects.filter(dataset_id=dataset_id, action__in=list(AUGMENTATIONS))

@@ -116,6 +116,7 @@ class TagAction(models.TextChoices):
     AUGMENT_BLUR = "augment_blur", "Blur augmentation in the next training run"
     AUGMENT_COLOR = "augment_color", "Stronger colour augmentation in the next run"
     AUGMENT_ROTATE = "augment_rotate", "Rotation augmentation in the next run"
+    AUGMENT_OCCLUDE = "augment_occlude", "Occlusion augmentation in the next run"
     COLLECT_MORE = "collect_more", "Collect more data like it"
 
 
