@@ -74,9 +74,9 @@ class RunConfig:
     """One training request.
 
     Attributes:
-        task: "detector", "face_detector" (a one-kind detector that serves the face search,
+        task: "detector", "face_detector" (a detector of face boxes for the face search,
             trained with the face augmentation: zoom onto a face, strong light changes,
-            occlusion; three scales) or "verifier".
+            grey; three scales) or "verifier".
         minutes: the whole run's wall-clock budget (shared by its trials), or None.
         epochs: the most epochs per trial (None: the task's default).
         img_size: the detector's input side in pixels (a multiple of 32).
