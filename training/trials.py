@@ -125,8 +125,8 @@ def fit_config(config: RunConfig, base: FitConfig | None = None) -> FitConfig:
 
 
 def augment_config(config: RunConfig, extra: set[str]) -> AugmentConfig:
-    """The task's augmentation (a face detector's: zoom, light, occlusion), plus what the
-    run (or the error sheet's tags) asks for."""
+    """The task's augmentation (a face detector's: zoom onto a face, light, grey), plus
+    what the run (or the error sheet's tags) asks for."""
     wanted = set(config.augment) | extra
     changes: dict[str, Any] = {}
     fields = {f.name for f in dataclasses.fields(AugmentConfig)}

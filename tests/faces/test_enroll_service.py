@@ -144,3 +144,25 @@ def test_a_failure_while_writing_rolls_back_rows_and_new_files(tiny_verifier, or
     assert Face.objects.count() == 0 and Image.objects.count() == 0
     stored = default_storage.listdir("images")[0] if default_storage.exists("images") else []
     assert not any(default_storage.listdir(f"images/{d}")[1] for d in stored)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        *("Ann", " Marie  Curie ", "Zoë 2", "a" * 255, "tab\there", "two\nlines"),
+        *("", "   ", "\t\n", "\x1c", "a\x00b", "bell\x07", "del\x7f", "a" * 256),
+    ],
+)
+def test_the_schema_says_which_names_clean_name_accepts(name):
+    """The OpenAPI schema's subject-name rule and the check the views apply agree."""
+    import re
+
+    rule = enrollment.NAME_SCHEMA
+    # JSON Schema's \uXXXX escapes read as Python's here; maxLength counts the raw name.
+    described = bool(re.search(rule["pattern"], name)) and len(name) <= rule["maxLength"]
+    try:
+        enrollment.clean_name(name)
+        accepted = True
+    except FaceError:
+        accepted = False
+    assert described == accepted

@@ -49,11 +49,13 @@ def get_subject(*, pk: int | None = None, name: str | None = None) -> Subject:
 
 
 # A name as clean_name accepts it, for the OpenAPI schema: something besides white space, no
-# control characters, at most 255 characters.
-NAME_SCHEMA = {
+# control characters other than white space (tabs and newlines fold into one space), at
+# most 255 characters (counted before folding, so the schema is the stricter one there).
+_CONTROL = r"\u0000-\u0008\u000e-\u001b\u007f"
+NAME_SCHEMA: dict[str, Any] = {
     "type": "string",
     "maxLength": 255,
-    "pattern": r"^[^\u0000-\u001f\u007f]*[^\s\u0000-\u001f\u007f][^\u0000-\u001f\u007f]*$",
+    "pattern": rf"^[^{_CONTROL}]*[^\s{_CONTROL}\u001c-\u001f][^{_CONTROL}]*$",
 }
 
 
